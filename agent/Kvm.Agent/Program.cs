@@ -1,0 +1,2 @@
+// Entry point: replaced by the agent host (issue 2).
+return 1;
