@@ -116,6 +116,10 @@ public class VmSpec : IValidatable
     [Setting("Protect the VM and its disks from deletion, like Proxmox's `protection`.", Default = false, Update = UpdateKind.Live)]
     public bool? Protection { get; set; }
 
+    /// <summary>What an apply does with settings that need a restart.</summary>
+    [Setting("What Terraform and Pulumi do when an update changes settings that need the VM restarted.")]
+    public UpdatePolicySpec? UpdatePolicy { get; set; }
+
     /// <inheritdoc />
     public virtual void Validate(ValidationContext context, AttrPath path)
     {

@@ -226,3 +226,17 @@ public sealed class DisplaySpec
     [Setting("Serve the display over VNC on the host's loopback (see `console_endpoint`).", Default = true)]
     public bool? Vnc { get; set; }
 }
+
+/// <summary>Restart behaviour of updates (used by the plugins; stored with the VM so import round-trips).</summary>
+public sealed class UpdatePolicySpec
+{
+    /// <summary>Restart policy.</summary>
+    [Setting("`auto`: shut the VM down (bounded by `shutdown_timeout_seconds`, then force) and start it again so the changes apply. " +
+        "`never`: apply them at the VM's next start (they show in `pending_changes`). `fail`: refuse the apply.",
+        Default = "auto", OneOf = ["auto", "never", "fail"], Update = UpdateKind.Live)]
+    public string? Restart { get; set; }
+
+    /// <summary>Shutdown timeout.</summary>
+    [Setting("Seconds to wait for a graceful (ACPI) shutdown before the VM is stopped by force.", Default = 120, Min = 0, Max = 3600, Update = UpdateKind.Live)]
+    public int? ShutdownTimeoutSeconds { get; set; }
+}
