@@ -1,2 +1,4 @@
-// Entry point: replaced by the go-plugin server (issue 3).
-return 1;
+using Kvm.Protocol.GoPlugin;
+using Kvm.Terraform;
+
+return await GoPluginServer.RunAsync("terraform-provider-kvm", (router, _) => new KvmProvider(new AgentBackend()).Map(router));
