@@ -32,7 +32,7 @@ public abstract class ModelOperations<TModel, TSpec>(string idAttribute) : IReso
     /// <inheritdoc />
     public IReadOnlyList<ValidationError> ValidateUpdate(JsonObject prior, JsonObject config)
     {
-        if (!TryRead<TModel>(prior, Lenient, out var before, out _) || !TryRead<TSpec>(config, ModelJson.Options, out var after, out _))
+        if (!TryRead<TModel>(prior, Lenient, out var before, out _) || !TryRead<TSpec>(config, Lenient, out var after, out _))
             return [];
         return ValidateUpdate(before, after);
     }
