@@ -49,7 +49,7 @@ public static partial class QemuCommand
         c.Arg("-display", "none");
         if (!VgaDevices.TryGetValue(vga, out var adapter))
             return; // no adapter: nothing for VNC to show and no pointer for a tablet to move
-        var device = QemuOptions.Of(adapter).Add("id", "vga");
+        var device = QemuOptions.Of(adapter).Add("id", "vga").Add("addr", PciAddress(VgaSlot));
         if (display.MemoryMib is { } mib && VgaWithMemory.Contains(vga, StringComparer.Ordinal))
             device.Add("vgamem_mb", mib);
         c.Arg("-device", device.ToString());
@@ -57,7 +57,7 @@ public static partial class QemuCommand
             c.Arg("-vnc", VncListen);
         if (c.Vm.Tablet == true)
         {
-            c.Arg("-device", "qemu-xhci,id=xhci");
+            c.Arg("-device", $"qemu-xhci,id=xhci,addr={PciAddress(UsbSlot)}");
             c.Arg("-device", "usb-tablet,id=tablet,bus=xhci.0");
         }
     }

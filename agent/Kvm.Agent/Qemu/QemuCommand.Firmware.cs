@@ -62,8 +62,8 @@ public static partial class QemuCommand
         var firmware = Defaults.Apply(spec).Firmware!;
         if (firmware.Type != "uefi")
             return null;
-        var template = firmware.EfiVars!.Template;
-        var enrolled = firmware.EfiVars.PreEnrolledKeys ?? firmware.SecureBoot == true;
+        var template = firmware.EfiVars?.Template ?? "4m";
+        var enrolled = firmware.EfiVars?.PreEnrolledKeys ?? firmware.SecureBoot == true;
         var at = FirmwarePath.Attr("efi_vars");
         var (file, missing) = (template, enrolled) switch
         {

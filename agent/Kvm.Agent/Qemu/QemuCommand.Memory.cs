@@ -23,6 +23,6 @@ public static partial class QemuCommand
     private static void Balloon(Context c)
     {
         if (c.Vm.Memory!.Balloon!.Enabled == true)
-            c.Arg("-device", "virtio-balloon-pci,id=balloon0");
+            c.Arg("-device", $"virtio-balloon-pci,id=balloon0,addr={PciAddress(BalloonSlot)}");
     }
 }

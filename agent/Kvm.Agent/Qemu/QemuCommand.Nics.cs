@@ -52,6 +52,9 @@ public static partial class QemuCommand
             c.Arg("-netdev", netdev.ToString());
 
             var device = QemuOptions.Of(NicDevices[nic.Model!]).Add("netdev", slot).Add("id", slot).Add("mac", c.Safe(mac, at.Attr("mac")));
+            var index = ParseSlot(slot).Index;
+            if (index < PinnedNics)
+                device.Add("addr", PciAddress(FirstNicSlot + index));
             if (queues > 1)
                 device.Add("mq", true).Add("vectors", 2 * queues + 2); // a vector per queue each way, plus config and control
             if (nic.Mtu is { } mtu)

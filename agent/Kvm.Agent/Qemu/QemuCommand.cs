@@ -19,6 +19,19 @@ public sealed record QemuBuildResult(IReadOnlyList<string> Args, IReadOnlyList<V
 /// </summary>
 public static partial class QemuCommand
 {
+    // PCI addresses. Auto-assigned addresses follow argv order, so adding a disk would move every device
+    // after it and rename the guest's NICs (enp0sN). The singletons and the first eight NICs therefore
+    // get fixed slots on the root bus, and they come first in argv so auto-assigned devices (controllers,
+    // disks, further NICs) only fill the slots left over. Slot 0 is the host bridge; slot 1 is PIIX3 on pc
+    // and free on q35; 0x1f is ICH9's on q35.
+    internal const int VgaSlot = 0x02;
+    internal const int BalloonSlot = 0x03;
+    internal const int UsbSlot = 0x04;
+    internal const int FirstNicSlot = 0x12;
+    internal const int PinnedNics = 8;
+
+    internal static string PciAddress(int slot) => "0x" + slot.ToString("x", System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>Bootindex of the first device in the boot order; leaves room for devices put in front later.</summary>
     internal const int FirstBootIndex = 100;
 
@@ -54,8 +67,8 @@ public static partial class QemuCommand
         Process(c);
         Display(c);
         Balloon(c);
-        Storage(c);
         Nics(c);
+        Storage(c);
         c.Arg("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
         c.CheckArgv();
         return c.Errors.Count > 0 ? new QemuBuildResult([], c.Errors) : new QemuBuildResult(c.Args, []);
