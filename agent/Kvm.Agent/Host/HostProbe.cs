@@ -47,27 +47,29 @@ public static partial class HostProbe
         if (accelOption is not ("auto" or "kvm" or "tcg"))
             throw new ArgumentException($"--accel must be auto, kvm or tcg, not \"{accelOption}\".", nameof(accelOption));
 
-        var version = ParseVersion(await QueryAsync(runner, [qemuBinary, "-version"], options, cancellationToken).ConfigureAwait(false));
-        var machines = ParseMachineTypes(await QueryAsync(runner, [qemuBinary, "-machine", "help"], options, cancellationToken).ConfigureAwait(false));
-        var cpus = ParseCpuModels(await QueryAsync(runner, [qemuBinary, "-cpu", "help"], options, cancellationToken).ConfigureAwait(false));
-
+        // Independent probes, run together: agent start-up waits for the slowest, not for the sum.
+        var version = QueryAsync(runner, [qemuBinary, "-version"], options, cancellationToken);
+        var machines = QueryAsync(runner, [qemuBinary, "-machine", "help"], options, cancellationToken);
+        var cpus = QueryAsync(runner, [qemuBinary, "-cpu", "help"], options, cancellationToken);
         var kvmPresent = CanOpen(options.KvmDevice);
-        var kvm = kvmPresent
-            ? await ProbeKvmAsync(runner, qemuBinary, options, cancellationToken).ConfigureAwait(false)
-            : new KvmProbeResult(false, $"{options.KvmDevice} is missing or cannot be opened.", TimeSpan.Zero);
+        var kvmProbe = kvmPresent
+            ? ProbeKvmAsync(runner, qemuBinary, options, cancellationToken)
+            : Task.FromResult(new KvmProbeResult(false, $"{options.KvmDevice} is missing or cannot be opened.", TimeSpan.Zero));
+        await Task.WhenAll(version, machines, cpus, kvmProbe).ConfigureAwait(false);
+        var kvm = await kvmProbe.ConfigureAwait(false);
         log?.Invoke($"KVM usable: {kvm.Usable} ({kvm.Detail})");
 
         return new HostFacts
         {
             QemuBinary = qemuBinary,
-            QemuVersion = version,
+            QemuVersion = ParseVersion(await version.ConfigureAwait(false)),
             KvmPresent = kvmPresent,
             KvmUsable = kvm.Usable,
             DefaultAccelerator = ChooseAccelerator(accelOption, kvmPresent, kvm.Usable),
             CpuCores = ReadOr(Path.Join(options.ProcDirectory, "cpuinfo"), ParseCpuCount, 0) is > 0 and var n ? n : Environment.ProcessorCount,
             MemoryMib = ReadOr(Path.Join(options.ProcDirectory, "meminfo"), ParseMemTotalMib, 0L),
-            MachineTypes = machines,
-            CpuModels = cpus,
+            MachineTypes = ParseMachineTypes(await machines.ConfigureAwait(false)),
+            CpuModels = ParseCpuModels(await cpus.ConfigureAwait(false)),
             Ovmf = FindOvmf(options.OvmfDirectory, File.Exists),
         };
     }
@@ -140,7 +142,7 @@ public static partial class HostProbe
     {
         var ms = (long)elapsed.TotalMilliseconds;
         if (result is null)
-            return new(false, $"the probe guest did not finish within {ms} ms.", elapsed);
+            return new(false, $"the probe guest did not finish within {ms} ms (on nested kvm_pvm hosts KVM stops it with an emulation failure and QEMU waits).", elapsed);
         if (result.StdErr.Contains("KVM internal error", StringComparison.Ordinal))
         {
             var kind = result.StdErr.Contains("emulation failure", StringComparison.Ordinal) ? "an emulation failure" : "an internal error";
