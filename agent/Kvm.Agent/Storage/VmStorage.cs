@@ -167,12 +167,6 @@ public sealed class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuI
             errors.Add(new ProblemError(at.ToString(), "an inline disk needs size_gib and a format qcow2, raw or vmdk."));
             return null;
         }
-        // qemu-img's vmdk driver has no preallocation option.
-        if (disk.Format == "vmdk" && disk.Preallocation != "off")
-        {
-            errors.Add(new ProblemError(at.Attr("preallocation").ToString(), "vmdk disks cannot be preallocated; use \"off\"."));
-            return null;
-        }
         var path = Path.Combine(pool.Path, Volumes.InlineDiskName(vmId, slot, disk.Format!));
         return new InlineDisk(path, disk.Format!, disk.SizeGib.Value * GiB, disk.Preallocation!, pool) { Attribute = at.ToString() };
     }
