@@ -9,6 +9,8 @@ public static class StorageApi
     /// <summary>Maps the storage pool and volume endpoints; returns their group for conventions (auth).</summary>
     public static RouteGroupBuilder MapStorage(this IEndpointRouteBuilder routes)
     {
+        // Load the pool definitions and make the default pool's directory now, not at the first request.
+        _ = routes.ServiceProvider.GetRequiredService<StoragePools>();
         var group = routes.MapGroup("");
         var pools = group.MapGroup("/v1/storage-pools");
         pools.MapGet("", ListPools);
