@@ -116,7 +116,7 @@ public sealed class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuI
                 continue;
             // unlink() removes a link itself, never what it points to: no containment check needed here.
             var path = Path.Combine(pool.Path, Volumes.InlineDiskName(vmId, slot, disk.Format!));
-            if (File.Exists(path) || SafeFile.EntryExists(path))
+            if (SafeFile.EntryExists(path))
             {
                 File.Delete(path);
                 SafeFile.FsyncDirectory(pool.Path);

@@ -209,7 +209,7 @@ public sealed partial class Volumes(StoragePools pools, QemuImg qemuImg, Storage
         var definition = ReadDefinition(pool.Name, name);
         var format = definition is not null ? Defaults.Apply(definition).Format
             : name.EndsWith(".iso", StringComparison.OrdinalIgnoreCase) ? "raw" : null;
-        var info = await InfoAsync(path, format, cancellationToken);
+        var info = await InfoAsync(path, real, format, cancellationToken);
         var spec = definition ?? new VolumeSpec
         {
             Name = name,
@@ -220,10 +220,10 @@ public sealed partial class Volumes(StoragePools pools, QemuImg qemuImg, Storage
         return new VolumeFile(pool, name, path, spec, info);
     }
 
-    private async Task<ImageInfo> InfoAsync(string path, string? format, CancellationToken cancellationToken)
+    private async Task<ImageInfo> InfoAsync(string path, string real, string? format, CancellationToken cancellationToken)
     {
         // qemu-img costs a process per file; a file that did not change since the last look has the same header.
-        var stat = new FileInfo(path);
+        var stat = new FileInfo(real);
         var key = (stat.LastWriteTimeUtc, stat.Length, format);
         if (_infos.TryGetValue(path, out var cached) && cached.Key == key)
             return cached.Info;
