@@ -182,7 +182,7 @@ public sealed class Bridges
         return link;
     }
 
-    /// <summary>True for the names the model allows for interfaces.</summary>
+    /// <summary>Refuses (422) a name the model does not allow for interfaces; it ends up in argv and file names.</summary>
     public static void CheckName(string name)
     {
         if (!Validator.Matches(Patterns.InterfaceName, name))
