@@ -53,6 +53,7 @@ public sealed class AgentHost : IAsyncDisposable
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "kvm-agent", ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.SetMinimumLevel(options.LogLevel);
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;

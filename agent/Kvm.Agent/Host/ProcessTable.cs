@@ -29,11 +29,15 @@ public static class ProcessTable
         TryReap(pid);
         if (Reaped.ContainsKey(pid))
             return false;
-        return ReadState(pid) is { } state && state is not ('Z' or 'X');
+        if (ReadState(pid) is { } state && state is not ('Z' or 'X'))
+            return true;
+        // It died between the two looks: reap the zombie now if it is ours.
+        TryReap(pid);
+        return false;
     }
 
-    /// <summary>Reaps <paramref name="pid"/> if it is our child and has exited; harmless otherwise.</summary>
-    public static void TryReap(int pid)
+    /// <summary>Reaps <paramref name="pid"/> if it is our child and has exited; false while it is our child and not reapable yet.</summary>
+    public static bool TryReap(int pid)
     {
         var result = Posix.waitpid(pid, out var status, Posix.WNOHANG);
         if (result == pid)
@@ -42,6 +46,18 @@ public static class ProcessTable
             var signal = status & 0x7f;
             Reaped[pid] = signal == 0 ? new ProcessExit((status >> 8) & 0xff, null) : new ProcessExit(null, signal);
         }
+        return result != 0;
+    }
+
+    /// <summary>
+    /// Reaps a child that is dead or dying. A multi-threaded process shows its leader as a zombie while its other
+    /// threads still exit, and only then can it be waited for: retry briefly instead of leaving a zombie.
+    /// </summary>
+    public static async Task ReapAsync(int pid, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!TryReap(pid) && DateTime.UtcNow < deadline)
+            await Task.Delay(5);
     }
 
     /// <summary>The exit of a child the agent reaped, once; null when unknown.</summary>

@@ -34,6 +34,7 @@ public sealed class QmpClient : IAsyncDisposable
     private readonly Action<QmpEvent> _onEvent;
     private readonly CancellationTokenSource _stop = new();
     private long _nextId;
+    private int _disposed;
 
     private QmpClient(Socket socket, Action<QmpEvent> onEvent)
     {
@@ -173,13 +174,13 @@ public sealed class QmpClient : IAsyncDisposable
     /// <summary>Shuts the socket down (so QEMU sees the client leave at once) and releases it.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
         await _stop.CancelAsync();
         try { _socket.Shutdown(SocketShutdown.Both); } catch (SocketException) { } catch (ObjectDisposedException) { }
         _socket.Dispose();
         await _stream.DisposeAsync();
         _closed.TrySetResult();
-        _stop.Dispose();
-        _writeLock.Dispose();
     }
 
     private static async Task DisposeQuietly(QmpClient? client, Socket socket)

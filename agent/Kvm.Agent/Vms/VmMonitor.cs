@@ -182,6 +182,7 @@ public sealed class VmMonitor : IAsyncDisposable
             if (!ProcessTable.IsAlive(Pid))
             {
                 // QEMU closes its sockets a moment before it is reaped; the exit status tells a signal from a clean exit.
+                await ProcessTable.ReapAsync(Pid, TimeSpan.FromSeconds(2));
                 var exit = ProcessTable.TakeExit(Pid);
                 var final = StopRequested || GuestShutdown ? VmStatus.Stopped : VmStatus.Crashed;
                 _status = final;
@@ -227,6 +228,5 @@ public sealed class VmMonitor : IAsyncDisposable
             await _watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         if (_qmp is not null)
             await _qmp.DisposeAsync();
-        _stop.Dispose();
     }
 }

@@ -164,6 +164,7 @@ public sealed class VmRuntime(
         }
         if (monitor is null)
         {
+            await ProcessTable.ReapAsync(pid, TimeSpan.FromSeconds(2));
             ProcessTable.TakeExit(pid);
             await CleanupAsync(vmId, spec);
             throw QemuFailed(vmId, ReadLogTail(qemuLog, logOffset));
@@ -534,6 +535,7 @@ public sealed class VmRuntime(
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
         while (ProcessTable.IsAlive(pid) && DateTime.UtcNow < deadline)
             await Task.Delay(10);
+        await ProcessTable.ReapAsync(pid, TimeSpan.FromSeconds(2));
         ProcessTable.TakeExit(pid);
         await CleanupAsync(vmId, spec);
     }
