@@ -112,7 +112,7 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
             if (runtime.IsUp(vmId))
                 await runtime.StopAsync(vmId, CancellationToken.None);
             foreach (var file in createdFiles)
-                File.Delete(file);
+                VmRuntime.DeleteIfExists(file);
             await runtime.CleanupAsync(vmId, spec);
             runtime.RemoveFiles(vmId);
             store.Delete(vmId);

@@ -412,7 +412,7 @@ public sealed class VmRuntime(
     public void RemoveFiles(long vmId)
     {
         foreach (var file in new[] { SerialLogPath(vmId), QemuLogPath(vmId), store.EfiVarsPath(vmId) })
-            File.Delete(file);
+            DeleteIfExists(file);
         _lastStatus.TryRemove(vmId, out _);
     }
 
@@ -492,6 +492,13 @@ public sealed class VmRuntime(
             Taps = taps,
             Macs = MacsFor(vmId, spec).ToDictionary(),
         };
+    }
+
+    /// <summary>File.Delete, also when the directory is missing.</summary>
+    public static void DeleteIfExists(string path)
+    {
+        try { File.Delete(path); }
+        catch (DirectoryNotFoundException) { }
     }
 
     private static void PrepareRunDir(VmPaths paths)
