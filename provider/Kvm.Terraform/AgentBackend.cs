@@ -1,63 +1,51 @@
-using System.Text.Json.Nodes;
 using Kvm.Client;
 using Kvm.Client.Operations;
-using Kvm.Model;
-using Kvm.Model.Validation;
 
 namespace Kvm.Terraform;
 
 /// <summary>The production backend: the shared operations over the agents named by the provider block.</summary>
-public sealed class AgentBackend : IProviderBackend
+public sealed class AgentBackend : IProviderBackend, IAgentClients, IDisposable
 {
     private readonly Dictionary<string, IResourceOperations> _resources;
     private readonly Dictionary<string, IDataSourceOperations> _dataSources;
+    private AgentClients? _clients;
     private ProviderSettings? _settings;
 
     public AgentBackend()
     {
         _resources = new(StringComparer.Ordinal)
         {
-            ["kvm_vm"] = new UnavailableOperations<Vm, VmSpec>("vm_id"),
-            ["kvm_volume"] = new UnavailableOperations<Volume, VolumeSpec>("volume_id"),
-            ["kvm_storage_pool"] = new UnavailableOperations<StoragePool, StoragePoolSpec>("name"),
-            ["kvm_network"] = new UnavailableOperations<Network, NetworkSpec>("name"),
+            ["kvm_vm"] = new VmOperations(this),
+            ["kvm_volume"] = new VolumeOperations(this),
+            ["kvm_storage_pool"] = new StoragePoolOperations(this),
+            ["kvm_network"] = new NetworkOperations(this),
         };
         _dataSources = new(StringComparer.Ordinal)
         {
-            ["kvm_host"] = new UnavailableLookup(typeof(HostInfo)),
-            ["kvm_vm"] = new UnavailableLookup(typeof(Vm)),
+            ["kvm_host"] = new HostLookup(this),
+            ["kvm_vm"] = new VmLookup(this),
         };
     }
-
-    public ProviderSettings Settings => _settings ?? throw new ProviderConfigurationException("The provider is not configured.");
 
     public IResourceOperations? Resource(string typeName) => _resources.GetValueOrDefault(typeName);
 
     public IDataSourceOperations? DataSource(string typeName) => _dataSources.GetValueOrDefault(typeName);
 
-    public void Configure(ProviderSettings settings) => _settings = settings;
-
-    private const string Missing = "this build of terraform-provider-kvm has no agent client yet (Kvm.Client has not landed).";
-
-    private sealed class UnavailableOperations<TModel, TSpec>(string idAttribute) : ModelOperations<TModel, TSpec>(idAttribute)
-        where TSpec : class
-        where TModel : class, TSpec
+    public void Configure(ProviderSettings settings)
     {
-        public override Task<JsonObject> CreateAsync(string host, JsonObject config, CancellationToken cancellationToken) => throw new NotSupportedException(Missing);
-
-        public override Task<JsonObject?> ReadAsync(string host, string id, CancellationToken cancellationToken) => throw new NotSupportedException(Missing);
-
-        public override Task<JsonObject> UpdateAsync(string host, string id, JsonObject prior, JsonObject config, CancellationToken cancellationToken) => throw new NotSupportedException(Missing);
-
-        public override Task DeleteAsync(string host, string id, JsonObject prior, CancellationToken cancellationToken) => throw new NotSupportedException(Missing);
+        _settings = settings;
+        var previous = Interlocked.Exchange(ref _clients, new AgentClients(settings.EndpointFor, settings.Token, settings.CaCertPem, settings.Insecure));
+        previous?.Dispose();
     }
 
-    private sealed class UnavailableLookup(Type model) : IDataSourceOperations
+    public KvmClient For(string host)
     {
-        public Type ModelType => model;
-
-        public IReadOnlyList<ValidationError> Validate(JsonObject arguments) => [];
-
-        public Task<JsonObject> ReadAsync(string host, JsonObject arguments, CancellationToken cancellationToken) => throw new NotSupportedException(Missing);
+        if (_clients is null || _settings is null)
+            throw new ProviderConfigurationException("The provider is not configured yet.");
+        if (_settings.Unknown.Contains("token"))
+            throw new ProviderConfigurationException("The provider's token depends on a value that is not known yet.");
+        return _clients.For(host);
     }
+
+    public void Dispose() => _clients?.Dispose();
 }

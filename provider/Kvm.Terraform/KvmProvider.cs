@@ -269,7 +269,7 @@ public sealed class KvmProvider(IProviderBackend backend)
             return response;
         }
 
-        var desired = ModelValues.ToModelJson(planned, resource.Block.Attributes).Json;
+        var desired = ModelValues.ToSpecJson(planned, resource.Block.Attributes);
         var plannedHost = ModelValues.StringAttr(planned, TerraformSchema.Host) ?? "";
         if (prior.IsNull)
         {
@@ -460,6 +460,7 @@ public sealed class KvmProvider(IProviderBackend backend)
         IReadOnlyList<ValidationError> errors = e switch
         {
             ModelValidationException v => v.Errors,
+            KvmApiException { Errors.Count: > 0 } k => [.. k.Errors.Select(x => new ValidationError(x.Attribute, x.Detail))],
             _ => [],
         };
         if (errors.Count > 0)
@@ -469,6 +470,8 @@ public sealed class KvmProvider(IProviderBackend backend)
         var detail = e switch
         {
             OperationCanceledException => "The operation was cancelled or ran out of time (see the `timeouts` block).",
+            KvmApiException k => $"{k.Title}: {k.Detail}",
+            HttpRequestException h => $"The agent could not be reached: {h.Message}",
             _ => e.Message,
         };
         return [Diagnostics.Error(summary, detail)];

@@ -26,6 +26,10 @@ public static class ModelValues
         return new ModelJsonValue(json, unknown);
     }
 
+    /// <summary>Only what the user sets (agent-set values left out), as sent to create or update.</summary>
+    public static JsonObject ToSpecJson(CtyValue value, IReadOnlyList<TfAttribute> attributes) =>
+        ToModelJson(value, [.. attributes.Where(a => a.Presence != TfPresence.Computed)]).Json;
+
     private static JsonObject ObjectToJson(CtyValue value, IReadOnlyList<TfAttribute> attributes, AttrPath path, List<AttrPath> unknown)
     {
         var json = new JsonObject();
