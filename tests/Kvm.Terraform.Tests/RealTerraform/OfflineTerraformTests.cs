@@ -122,6 +122,22 @@ public class OfflineTerraformTests(TerraformFixture terraform)
         Assert.Contains("Plan: 2 to add", plan.Stdout, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("quickstart")]
+    [InlineData("uefi")]
+    [InlineData("multi-disk")]
+    [InlineData("lab-network")]
+    [InlineData("two-hosts")]
+    [InlineData("storage-pool")]
+    [InlineData("host-facts")]
+    public void Every_example_is_valid(string scenario)
+    {
+        var dir = terraform.NewWorkDirectory(File.ReadAllText(Path.Combine(terraform.RepoRoot, "examples", "terraform", scenario, "main.tf")));
+        terraform.Init(dir);
+        var validate = terraform.Run(dir, "validate", "-no-color");
+        Assert.True(validate.ExitCode == 0, validate.Output);
+    }
+
     // Terraform wraps long diagnostic lines; join them back so messages can be searched.
     private static string Unwrap(string text) => string.Join(' ', text.Split('\n').Select(l => l.Trim()));
 
