@@ -42,6 +42,8 @@ public class LifecycleTests(TerraformFixture terraform)
           initrd  = local.initrd
           cmdline = "console=ttyS0"
           memory  = { size_mib = 128 }
+          # The test guest ignores ACPI power-off: do not wait long before stopping it by force.
+          update_policy = { shutdown_timeout_seconds = 3 }
           {{extra}}
         }
         """;
@@ -157,6 +159,7 @@ public class LifecycleTests(TerraformFixture terraform)
               kernel = local.kernel
               initrd = local.initrd
               memory = { size_mib = 128 }
+              update_policy = { shutdown_timeout_seconds = 3 }
             }
 
             resource "kvm_vm" "b" {
@@ -165,6 +168,7 @@ public class LifecycleTests(TerraformFixture terraform)
               kernel = local.kernel
               initrd = local.initrd
               memory = { size_mib = 128 }
+              update_policy = { shutdown_timeout_seconds = 3 }
             }
             """;
         var dir = terraform.NewWorkDirectory(Config(first, body, $"hosts = {{ second = \"{second.Endpoint}\" }}"));
