@@ -45,8 +45,8 @@ public static class Planner
 
         if (resource.Model.Object.ClrType == typeof(Vm))
             diagnostics.AddRange(RestartWarnings(prior, planned, changes));
-        if (plannedModel.IsWhollyKnown)
-            diagnostics.AddRange(operations.ValidateUpdate(priorJson, plannedModel.Json).Select(Diagnostics.FromValidation));
+        if (ModelValues.ToModelJson(config, resource.Block.Attributes).IsWhollyKnown)
+            diagnostics.AddRange(operations.ValidateUpdate(priorJson, ModelValues.ToSpecJson(planned, resource.Block.Attributes)).Select(Diagnostics.FromValidation));
         return new PlanOutcome(planned, replace, diagnostics);
     }
 

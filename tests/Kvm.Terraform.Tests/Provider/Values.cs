@@ -7,9 +7,9 @@ namespace Kvm.Terraform.Tests.Provider;
 /// <summary>Builds resource values from JSON written the way users read HCL.</summary>
 internal static class Values
 {
-    public static TfResourceType Vm => TerraformSchema.FindResource("kvm_vm")!;
+    public static TfResourceType VmType => TerraformSchema.FindResource("kvm_vm")!;
 
-    public static TfResourceType Volume => TerraformSchema.FindResource("kvm_volume")!;
+    public static TfResourceType VolumeType => TerraformSchema.FindResource("kvm_volume")!;
 
     public static CtyValue Of(TfResourceType resource, string json) =>
         CtyJsonNode.FromNode(JsonNode.Parse(json), resource.Type);
