@@ -78,3 +78,22 @@ public class SchemaTests
         Assert.Null(spec.Cpu); // the stored spec keeps what the user set
     }
 }
+
+public class SchemaConcurrencyTests
+{
+    [Fact]
+    public async Task ConcurrentReadersNeverSeeAHalfBuiltSchema()
+    {
+        // Fresh process state is not available per test, so hammer Defaults.Apply, which reads nested schemas.
+        var tasks = Enumerable.Range(0, 16).Select(_ => Task.Run(() =>
+        {
+            for (var i = 0; i < 50; i++)
+            {
+                var effective = Defaults.Apply(new VmSpec { Name = "a", Firmware = new FirmwareSpec { Type = "uefi" } });
+                Assert.NotNull(effective.Firmware!.EfiVars);
+                Assert.Equal("4m", effective.Firmware.EfiVars.Template);
+            }
+        }));
+        await Task.WhenAll(tasks);
+    }
+}

@@ -146,6 +146,10 @@ public sealed class GoPluginServer : IAsyncDisposable
         var plugin = new GoPluginServer();
         try
         {
+            // OpenSSL's first use costs ~100 ms; let it run while Kestrel starts.
+            var certificateTask = settings.ClientCertificatePem is null
+                ? null
+                : Task.Run(() => PluginCertificate.CreateServerCertificate(), cancellationToken);
             var router = new GrpcRouter();
             plugin.MapSideServices(router);
             configure(router, plugin);
@@ -159,7 +163,6 @@ public sealed class GoPluginServer : IAsyncDisposable
                     throw new GoPluginHandshakeException("PLUGIN_CLIENT_CERT holds no PEM certificate");
                 }
                 pin = PluginCertificate.PinTo(clientCerts);
-                plugin.ServerCertificate = PluginCertificate.CreateServerCertificate();
             }
 
             EndPoint endPoint;
@@ -176,9 +179,13 @@ public sealed class GoPluginServer : IAsyncDisposable
             plugin._server = await GrpcServer.StartAsync(router, new GrpcServerOptions
             {
                 EndPoint = endPoint,
-                ServerCertificate = plugin.ServerCertificate,
+                ServerCertificateTask = certificateTask,
                 ClientCertificateValidator = pin,
             }, cancellationToken).ConfigureAwait(false);
+            if (certificateTask is not null)
+            {
+                plugin.ServerCertificate = await certificateTask.ConfigureAwait(false);
+            }
 
             (plugin.Network, plugin.Address) = plugin._server.BoundEndPoint switch
             {

@@ -1,15 +1,15 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace Kvm.Protocol.Grpc;
 
@@ -21,24 +21,31 @@ public sealed class GrpcServerOptions
     /// <summary>When set, the server speaks TLS (ALPN h2); otherwise HTTP/2 with prior knowledge (h2c).</summary>
     public X509Certificate2? ServerCertificate { get; init; }
 
+    /// <summary>
+    /// Like <see cref="ServerCertificate"/>, but still being made: the first OpenSSL use costs
+    /// ~100 ms of CPU, which the go-plugin host overlaps with Kestrel's start.
+    /// </summary>
+    internal Task<X509Certificate2>? ServerCertificateTask { get; init; }
+
     /// <summary>When set (TLS only), a client certificate is required and must satisfy this check.</summary>
     public Func<X509Certificate2, bool>? ClientCertificateValidator { get; init; }
 }
 
 /// <summary>
-/// Kestrel serving one <see cref="GrpcRouter"/> and nothing else: no configuration sources, no
-/// logging providers (stdout belongs to the plugin handshake), no signal handling (the plugin
-/// hosts decide what SIGINT/SIGTERM mean).
+/// A bare KestrelServer serving one <see cref="GrpcRouter"/>: no generic host, no DI container,
+/// no configuration, no logging providers (stdout belongs to the plugin handshake) and no signal
+/// handling (the plugin hosts decide what SIGINT/SIGTERM mean). Start-up is paid on every
+/// plugin launch, and this is the cheapest way Kestrel can be started.
 /// </summary>
 public sealed class GrpcServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly KestrelServer _kestrel;
     private readonly CancellationTokenSource _stopping;
     private int _stopped;
 
-    private GrpcServer(WebApplication app, CancellationTokenSource stopping, EndPoint boundEndPoint)
+    private GrpcServer(KestrelServer kestrel, CancellationTokenSource stopping, EndPoint boundEndPoint)
     {
-        _app = app;
+        _kestrel = kestrel;
         _stopping = stopping;
         BoundEndPoint = boundEndPoint;
     }
@@ -53,79 +60,56 @@ public sealed class GrpcServer : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(router);
         ArgumentNullException.ThrowIfNull(options);
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore();
-        if (options.ServerCertificate is not null)
+        var kestrelOptions = new KestrelServerOptions
         {
-            builder.WebHost.UseKestrelHttpsConfiguration();
-        }
-        builder.Services.AddSingleton<IHostLifetime, NoSignalLifetime>();
-        builder.WebHost.ConfigureKestrel(kestrel =>
+            AddServerHeader = false,
+            ApplicationServices = EmptyServices.Instance,
+        };
+        var limits = kestrelOptions.Limits;
+        limits.MaxRequestBodySize = null;
+        // Streams such as StreamStdio idle for the whole process life; data-rate and keep-alive
+        // limits would cut them (and the connection) off.
+        limits.MinRequestBodyDataRate = null;
+        limits.MinResponseDataRate = null;
+        limits.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
+        limits.Http2.MaxStreamsPerConnection = 1000;
+        // Larger windows let a 20+ MiB schema or state move without a round trip per 64 KiB.
+        limits.Http2.InitialConnectionWindowSize = 8 * 1024 * 1024;
+        limits.Http2.InitialStreamWindowSize = 4 * 1024 * 1024;
+        kestrelOptions.Listen(options.EndPoint, listen =>
         {
-            kestrel.AddServerHeader = false;
-            var limits = kestrel.Limits;
-            limits.MaxRequestBodySize = null;
-            // Streams such as StreamStdio idle for the whole process life; data-rate and
-            // keep-alive limits would cut them (and the connection) off.
-            limits.MinRequestBodyDataRate = null;
-            limits.MinResponseDataRate = null;
-            limits.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
-            limits.Http2.MaxStreamsPerConnection = 1000;
-            // Larger windows let a 20+ MiB schema or state move without a round trip per 64 KiB.
-            limits.Http2.InitialConnectionWindowSize = 8 * 1024 * 1024;
-            limits.Http2.InitialStreamWindowSize = 4 * 1024 * 1024;
-            kestrel.Listen(options.EndPoint, listen =>
+            listen.Protocols = HttpProtocols.Http2;
+            var certificate = options.ServerCertificateTask
+                ?? (options.ServerCertificate is { } c ? Task.FromResult(c) : null);
+            if (certificate is not null)
             {
-                listen.Protocols = HttpProtocols.Http2;
-                if (options.ServerCertificate is { } certificate)
-                {
-                    listen.UseHttps(HttpsOptions(certificate, options.ClientCertificateValidator));
-                }
-            });
+                listen.Use(next => new TlsConnectionMiddleware(next, certificate, options.ClientCertificateValidator).OnConnectionAsync);
+            }
         });
 
-        var app = builder.Build();
+        var transport = new SocketTransportFactory(Options.Create(new SocketTransportOptions()), NullLoggerFactory.Instance);
+        var kestrel = new KestrelServer(Options.Create(kestrelOptions), transport, NullLoggerFactory.Instance);
         var stopping = new CancellationTokenSource();
-        var token = stopping.Token;
-        ((IApplicationBuilder)app).Run(http => router.HandleAsync(http, token));
         try
         {
-            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+            await kestrel.StartAsync(new Application(router, stopping.Token), cancellationToken).ConfigureAwait(false);
         }
         catch
         {
+            kestrel.Dispose();
             stopping.Dispose();
-            await app.DisposeAsync().ConfigureAwait(false);
             throw;
         }
-        return new GrpcServer(app, stopping, ResolveBoundEndPoint(app, options.EndPoint));
+        return new GrpcServer(kestrel, stopping, ResolveBoundEndPoint(kestrel, options.EndPoint));
     }
 
-    private static HttpsConnectionAdapterOptions HttpsOptions(X509Certificate2 certificate, Func<X509Certificate2, bool>? validator)
-    {
-        var https = new HttpsConnectionAdapterOptions
-        {
-            ServerCertificate = certificate,
-            SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-            CheckCertificateRevocation = false,
-            ClientCertificateMode = validator is null ? ClientCertificateMode.NoCertificate : ClientCertificateMode.RequireCertificate,
-        };
-        if (validator is not null)
-        {
-            // The peer's cert is self-signed, so chain errors are expected: pinning replaces them.
-            https.ClientCertificateValidation = (cert, _, _) => validator(cert);
-        }
-        return https;
-    }
-
-    private static EndPoint ResolveBoundEndPoint(WebApplication app, EndPoint requested)
+    private static EndPoint ResolveBoundEndPoint(KestrelServer kestrel, EndPoint requested)
     {
         if (requested is not IPEndPoint { Port: 0 } ip)
         {
             return requested;
         }
-        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
-        foreach (var address in addresses ?? [])
+        foreach (var address in kestrel.Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
         {
             if (Uri.TryCreate(address, UriKind.Absolute, out var uri) && uri.Port > 0)
             {
@@ -149,7 +133,7 @@ public sealed class GrpcServer : IAsyncDisposable
         using var deadline = new CancellationTokenSource(grace);
         try
         {
-            await _app.StopAsync(deadline.Token).ConfigureAwait(false);
+            await _kestrel.StopAsync(deadline.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -160,14 +144,26 @@ public sealed class GrpcServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync(TimeSpan.FromMilliseconds(500)).ConfigureAwait(false);
-        await _app.DisposeAsync().ConfigureAwait(false);
+        _kestrel.Dispose();
         _stopping.Dispose();
     }
 
-    private sealed class NoSignalLifetime : IHostLifetime
+    private sealed class Application(GrpcRouter router, CancellationToken stopping) : IHttpApplication<HttpContext>
     {
-        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public HttpContext CreateContext(IFeatureCollection contextFeatures) => new DefaultHttpContext(contextFeatures);
 
-        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task ProcessRequestAsync(HttpContext context) => router.HandleAsync(context, stopping);
+
+        public void DisposeContext(HttpContext context, Exception? exception)
+        {
+        }
+    }
+
+    /// <summary>Kestrel asks ApplicationServices for optional services only; answer "none" without building a container.</summary>
+    private sealed class EmptyServices : IServiceProvider
+    {
+        public static readonly EmptyServices Instance = new();
+
+        public object? GetService(Type serviceType) => null;
     }
 }

@@ -115,9 +115,24 @@ public sealed record ResourceSchema(string Name, string Description, ObjectSchem
 public static class Schemas
 {
     private static readonly ConcurrentDictionary<Type, ObjectSchema> Cache = new();
+    private static readonly Lock BuildLock = new();
+    private static readonly Dictionary<Type, ObjectSchema> InProgress = [];
 
     /// <summary>The object schema of a record type.</summary>
-    public static ObjectSchema For(Type type) => Cache.GetOrAdd(type, Build);
+    public static ObjectSchema For(Type type)
+    {
+        if (Cache.TryGetValue(type, out var schema))
+            return schema;
+        // Only complete schemas are published: a reader must never see one whose attributes are still being added.
+        lock (BuildLock)
+        {
+            if (Cache.TryGetValue(type, out schema) || InProgress.TryGetValue(type, out schema))
+                return schema;
+            schema = Build(type);
+            Cache[type] = schema;
+            return schema;
+        }
+    }
 
     /// <summary>The object schema of a record type.</summary>
     public static ObjectSchema For<T>() => For(typeof(T));
@@ -136,8 +151,8 @@ public static class Schemas
     private static ObjectSchema Build(Type type)
     {
         var schema = new ObjectSchema(type);
-        // Register before recursing so self-referencing types terminate.
-        Cache.TryAdd(type, schema);
+        // Known before recursing so self-referencing types terminate.
+        InProgress[type] = schema;
         foreach (var property in OrderedProperties(type))
         {
             var setting = property.GetCustomAttribute<SettingAttribute>();
@@ -147,6 +162,7 @@ public static class Schemas
                 ?? JsonNamingPolicy.SnakeCaseLower.ConvertName(property.Name);
             schema.Add(new AttributeSchema(property, name, TypeOf(property.PropertyType, setting, property), setting));
         }
+        InProgress.Remove(type);
         return schema;
     }
 
