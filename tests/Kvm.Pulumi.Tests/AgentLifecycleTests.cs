@@ -119,7 +119,7 @@ public class AgentLifecycleTests
         var name = $"pulumi-{Guid.NewGuid():N}"[..16];
         string Program(int memory, string description) => $$"""
             {"name":"{{name}}","powerState":"stopped","description":"{{description}}","memory":{"sizeMib":{{memory}}},
-             "disks":{"scsi0":{"sizeGib":1}},"networkInterfaces":{"net0":{"model":"virtio"}}}
+             "disks":{"scsi0":{"sizeGib":1} },"networkInterfaces":{"net0":{"model":"virtio"} } }
             """;
 
         var vm = await UpAsync(session, VmToken, "web", null, Parse(Program(256, "one")));

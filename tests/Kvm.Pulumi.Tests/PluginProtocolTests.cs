@@ -229,18 +229,10 @@ public class PluginLifetimeTests
     public async Task MessagesForTheUserGoThroughTheEngineLogService()
     {
         await using var engine = await FakeEngine.StartAsync();
-        using var log = new EngineLog();
-        log.Connect(engine.Address);
+        using var log = EngineLog.To(engine.Address);
         await log.WarningAsync("changes take effect at the VM's next start: memory.sizeMib", "urn:x");
         var message = Assert.Single(engine.Messages);
         Assert.Equal(LogSeverity.Warning, message.Severity);
         Assert.Equal("urn:x", message.Urn);
-    }
-
-    [Fact]
-    public void TheEngineAddressIsTheOnlyPositionalArgument()
-    {
-        Assert.Equal("127.0.0.1:5000", Program.EngineAddress(["--logtostderr", "-v=9", "--tracing", "http://t", "127.0.0.1:5000"]));
-        Assert.Null(Program.EngineAddress(["--logflow"]));
     }
 }

@@ -1,5 +1,5 @@
-using Google.Protobuf.WellKnownTypes;
 using Kvm.Protocol.Grpc;
+using Kvm.Protocol.Pulumi;
 using Kvm.Protocol.Pulumirpc;
 
 namespace Kvm.Pulumi.Provider;
@@ -10,24 +10,28 @@ namespace Kvm.Pulumi.Provider;
 /// </summary>
 public sealed class EngineLog : IDisposable
 {
-    private readonly Lock _lock = new();
-    private GrpcClient? _client;
+    private readonly Func<PulumiEngineClient?> _engine;
+    private readonly Action<string> _attach;
+    private readonly PulumiEngineClient? _owned;
 
-    /// <summary>The engine's address (127.0.0.1:port), once known from the command line, Handshake or Attach.</summary>
-    public string? Address { get; private set; }
+    /// <param name="engine">The client for the engine address known so far (command line, Handshake, Attach).</param>
+    /// <param name="attach">Records an engine address learned from Handshake or Attach.</param>
+    public EngineLog(Func<PulumiEngineClient?> engine, Action<string> attach)
+    {
+        _engine = engine;
+        _attach = attach;
+    }
+
+    private EngineLog(PulumiEngineClient owned)
+        : this(() => owned, _ => { }) => _owned = owned;
+
+    /// <summary>A log bound to one engine address.</summary>
+    public static EngineLog To(string engineAddress) => new(new PulumiEngineClient(engineAddress));
 
     public void Connect(string? address)
     {
-        if (string.IsNullOrWhiteSpace(address))
-            return;
-        lock (_lock)
-        {
-            if (address == Address)
-                return;
-            _client?.Dispose();
-            _client = GrpcClient.CreateInsecure(address);
-            Address = address;
-        }
+        if (!string.IsNullOrWhiteSpace(address))
+            _attach(address);
     }
 
     public Task InfoAsync(string message, string urn = "") => WriteAsync(LogSeverity.Info, message, urn);
@@ -36,29 +40,18 @@ public sealed class EngineLog : IDisposable
 
     public async Task WriteAsync(LogSeverity severity, string message, string urn)
     {
-        GrpcClient? client;
-        lock (_lock)
-            client = _client;
-        if (client is null)
+        if (_engine() is not { } engine)
             return;
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await client.UnaryAsync("/pulumirpc.Engine/Log", new LogRequest { Severity = severity, Message = message, Urn = urn ?? "" },
-                Empty.Parser, timeout.Token).ConfigureAwait(false);
+            await engine.LogAsync(severity, message, urn, cancellationToken: timeout.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is GrpcException or OperationCanceledException or HttpRequestException or IOException)
+        catch (Exception e) when (e is GrpcException or OperationCanceledException or HttpRequestException or IOException or ObjectDisposedException)
         {
             // The engine may be gone already (shutdown); the message has nowhere to go.
         }
     }
 
-    public void Dispose()
-    {
-        lock (_lock)
-        {
-            _client?.Dispose();
-            _client = null;
-        }
-    }
+    public void Dispose() => _owned?.Dispose();
 }

@@ -5,6 +5,7 @@ using Kvm.Client;
 using Kvm.Model;
 using Kvm.Model.Schema;
 using Kvm.Protocol.Grpc;
+using Kvm.Protocol.Pulumi;
 using Kvm.Protocol.Pulumirpc;
 using Kvm.Pulumi.Schema;
 using Kvm.Pulumi.Values;
@@ -18,8 +19,6 @@ namespace Kvm.Pulumi.Provider;
 /// </summary>
 public sealed class ResourceProviderService : IDisposable
 {
-    private const string Service = "/pulumirpc.ResourceProvider/";
-
     private readonly Func<ProviderSettings, IKvmBackend> _backendFactory;
     private readonly Func<string, string?> _environment;
     private readonly CancellationTokenSource _cancelled = new();
@@ -41,23 +40,23 @@ public sealed class ResourceProviderService : IDisposable
     {
         ArgumentNullException.ThrowIfNull(router);
         return router
-            .Unary(Service + "Handshake", ProviderHandshakeRequest.Parser, (r, _) => Task.FromResult(Handshake(r)))
-            .Unary(Service + "GetPluginInfo", Empty.Parser, (_, _) => Task.FromResult(new PluginInfo { Version = PulumiSchema.Version }))
-            .Unary(Service + "GetSchema", GetSchemaRequest.Parser, (r, _) => Task.FromResult(GetSchema(r)))
-            .Unary(Service + "CheckConfig", CheckRequest.Parser, (r, _) => Task.FromResult(CheckConfig(r)))
-            .Unary(Service + "DiffConfig", DiffRequest.Parser, (r, _) => Task.FromResult(DiffConfig(r)))
-            .Unary(Service + "Configure", ConfigureRequest.Parser, (r, _) => Task.FromResult(Configure(r)))
-            .Unary(Service + "Check", CheckRequest.Parser, (r, _) => Task.FromResult(Check(r)))
-            .Unary(Service + "Diff", DiffRequest.Parser, (r, _) => Task.FromResult(Diff(r)))
-            .Unary(Service + "Create", CreateRequest.Parser, CreateAsync)
-            .Unary(Service + "Read", ReadRequest.Parser, ReadAsync)
-            .Unary(Service + "Update", UpdateRequest.Parser, UpdateAsync)
-            .Unary(Service + "Delete", DeleteRequest.Parser, DeleteAsync)
-            .Unary(Service + "Invoke", InvokeRequest.Parser, InvokeAsync)
-            .Unary(Service + "Cancel", Empty.Parser, (_, _) => Task.FromResult(Cancel()))
-            .Unary(Service + "Attach", PluginAttach.Parser, (r, _) => Task.FromResult(Attach(r)))
-            .Unary(Service + "GetMapping", GetMappingRequest.Parser, (_, _) => Task.FromResult(new GetMappingResponse()))
-            .Unary(Service + "GetMappings", GetMappingsRequest.Parser, (_, _) => Task.FromResult(new GetMappingsResponse()));
+            .Unary(ResourceProviderMethods.Handshake, ProviderHandshakeRequest.Parser, (r, _) => Task.FromResult(Handshake(r)))
+            .Unary(ResourceProviderMethods.GetPluginInfo, Empty.Parser, (_, _) => Task.FromResult(new PluginInfo { Version = PulumiSchema.Version }))
+            .Unary(ResourceProviderMethods.GetSchema, GetSchemaRequest.Parser, (r, _) => Task.FromResult(GetSchema(r)))
+            .Unary(ResourceProviderMethods.CheckConfig, CheckRequest.Parser, (r, _) => Task.FromResult(CheckConfig(r)))
+            .Unary(ResourceProviderMethods.DiffConfig, DiffRequest.Parser, (r, _) => Task.FromResult(DiffConfig(r)))
+            .Unary(ResourceProviderMethods.Configure, ConfigureRequest.Parser, (r, _) => Task.FromResult(Configure(r)))
+            .Unary(ResourceProviderMethods.Check, CheckRequest.Parser, (r, _) => Task.FromResult(Check(r)))
+            .Unary(ResourceProviderMethods.Diff, DiffRequest.Parser, (r, _) => Task.FromResult(Diff(r)))
+            .Unary(ResourceProviderMethods.Create, CreateRequest.Parser, CreateAsync)
+            .Unary(ResourceProviderMethods.Read, ReadRequest.Parser, ReadAsync)
+            .Unary(ResourceProviderMethods.Update, UpdateRequest.Parser, UpdateAsync)
+            .Unary(ResourceProviderMethods.Delete, DeleteRequest.Parser, DeleteAsync)
+            .Unary(ResourceProviderMethods.Invoke, InvokeRequest.Parser, InvokeAsync)
+            .Unary(ResourceProviderMethods.Cancel, Empty.Parser, (_, _) => Task.FromResult(Cancel()))
+            .Unary(ResourceProviderMethods.Attach, PluginAttach.Parser, (r, _) => Task.FromResult(Attach(r)))
+            .Unary(ResourceProviderMethods.GetMapping, GetMappingRequest.Parser, (_, _) => Task.FromResult(new GetMappingResponse()))
+            .Unary(ResourceProviderMethods.GetMappings, GetMappingsRequest.Parser, (_, _) => Task.FromResult(new GetMappingsResponse()));
     }
 
     /// <summary>Cancelled by the engine's Cancel: work in flight stops, later calls fail fast.</summary>
