@@ -34,6 +34,13 @@ public class SchemaTests
     }
 
     [Fact]
+    public void EveryModelResourceAndDataSourceHasAPulumiKind()
+    {
+        Assert.Equal(Kvm.Model.Catalog.Resources.ToHashSet(), ResourceKind.All.Select(k => k.ModelType).ToHashSet());
+        Assert.Equal(Kvm.Model.Catalog.DataSources.ToHashSet(), FunctionKind.All.Select(f => f.ModelType).ToHashSet());
+    }
+
+    [Fact]
     public void ConfigHasEndpointSecretTokenAndHosts()
     {
         var variables = Schema["config"]!["variables"]!;

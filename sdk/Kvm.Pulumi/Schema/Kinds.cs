@@ -80,13 +80,6 @@ internal sealed class ResourceKind
         var nested = type.LastIndexOf('$');
         return ForToken(nested < 0 ? type : type[(nested + 1)..]);
     }
-
-    static ResourceKind()
-    {
-        var catalog = Catalog.Resources.ToHashSet();
-        if (!catalog.SetEquals(All.Select(k => k.ModelType)))
-            throw new InvalidOperationException("Every catalog resource needs a Pulumi kind (id attribute, unique keys).");
-    }
 }
 
 /// <summary>A Pulumi function (data source): a token, its arguments and the model record it returns.</summary>
