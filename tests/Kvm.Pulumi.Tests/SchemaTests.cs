@@ -99,6 +99,16 @@ public class SchemaTests
     }
 
     [Fact]
+    public void WholeNumbersBeyond32BitsAreNumbersSoGeneratedSdksDoNotOverflow()
+    {
+        var volume = Schema["resources"]!["kvm:index/volume:Volume"]!["properties"]!;
+        Assert.Equal("number", (string?)volume["capacityBytes"]!["type"]);
+        Assert.Equal("integer", (string?)volume["sizeGib"]!["type"]);
+        Assert.Equal("integer", (string?)Schema["resources"]!["kvm:index/vm:Vm"]!["inputProperties"]!["vmId"]!["type"]);
+        Assert.Equal("number", (string?)Schema["functions"]!["kvm:index/getHost:getHost"]!["outputs"]!["properties"]!["memoryMib"]!["type"]);
+    }
+
+    [Fact]
     public void FunctionsTakeTheirLookupArguments()
     {
         var getVm = Schema["functions"]!["kvm:index/getVm:getVm"]!;

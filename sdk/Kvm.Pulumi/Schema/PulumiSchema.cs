@@ -131,6 +131,8 @@ public static class PulumiSchema
         foreach (var field in fields)
         {
             var spec = TypeSpec(field.Shape, typePrefix + Naming.ToPascal(field.Name), field.Description, types);
+            if (field.Wide && field.Shape.Kind == ValueKind.Integer)
+                spec["type"] = "number";
             spec["description"] = Describe(field);
             if (field.Sensitive)
                 spec["secret"] = true;

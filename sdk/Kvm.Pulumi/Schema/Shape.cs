@@ -28,6 +28,12 @@ internal sealed record Field(
 
     /// <summary>The documented default when it depends on other settings.</summary>
     public string? DefaultText { get; init; }
+
+    /// <summary>
+    /// A whole number that may not fit 32 bits (byte counts): Pulumi's "integer" is an int in the
+    /// generated SDKs, so the schema offers these as "number" while the plugin still sends whole numbers.
+    /// </summary>
+    public bool Wide { get; init; }
 }
 
 /// <summary>
@@ -101,6 +107,8 @@ internal sealed class Shape
         {
             Default = s.Default,
             DefaultText = s.DefaultText,
+            Wide = (Nullable.GetUnderlyingType(attribute.Property.PropertyType) ?? attribute.Property.PropertyType) == typeof(long)
+                && (double.IsNaN(s.Max) || s.Max > int.MaxValue),
         };
     }
 
