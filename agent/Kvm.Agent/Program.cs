@@ -1,2 +1,37 @@
-// Entry point: replaced by the agent host (issue 2).
-return 1;
+using Kvm.Agent;
+using Kvm.Agent.Host;
+using Kvm.Agent.Http;
+using Kvm.Agent.Vms;
+
+// kvm-agent: one per hypervisor host. VMs outlive it; a restarted agent adopts them.
+if (args is ["--help" or "-h"]) { Console.WriteLine(AgentOptions.Usage); return 0; }
+AgentOptions options;
+try { options = AgentOptions.Parse(args, Environment.GetEnvironmentVariable); }
+catch (ArgumentException e) { Console.Error.WriteLine($"kvm-agent: {e.Message}\n{AgentOptions.Usage}"); return 2; }
+await using var agent = await AgentHost.StartAsync(options);
+await agent.WaitForShutdownAsync();
+return 0;
+
+/// <summary>The agent's table of contents: its features, and the order requests meet them.</summary>
+public static class Features
+{
+    /// <summary>Services of every feature.</summary>
+    public static void Add(IServiceCollection services)
+    {
+        services.AddVms();         // definitions, QEMU processes, power actions
+        // merge: services.AddStorage(); services.AddNetworking();
+    }
+
+    /// <summary>Middleware, then endpoints.</summary>
+    public static void Map(WebApplication app, string token)
+    {
+        app.UseAgentProblems();    // every failure is RFC 9457 problem JSON
+        app.UseBearerToken(token); // /v1/** needs the token; /healthz does not
+        app.MapHost();             // /healthz, /v1/host
+        app.MapVms();              // /v1/vms, power actions
+        // merge: app.MapStorage(); app.MapNetworks();
+    }
+
+    /// <summary>Work before the first request: load definitions, adopt running VMs.</summary>
+    public static Task PrepareAsync(WebApplication app, CancellationToken cancellationToken) => app.LoadVmsAsync(cancellationToken);
+}

@@ -135,7 +135,7 @@ public sealed class GoPluginServer : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(configure);
         if (!settings.HasValidCookie)
         {
-            throw new GoPluginHandshakeException($"{GoPluginSettings.MagicCookieKey} is missing or wrong");
+            throw new GoPluginHandshakeException($"the magic cookie ({GoPluginSettings.MagicCookieKey}) is missing or wrong");
         }
         if (!settings.Offers(AppProtocolVersion))
         {

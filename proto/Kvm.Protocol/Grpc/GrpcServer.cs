@@ -64,6 +64,9 @@ public sealed class GrpcServer : IAsyncDisposable
         {
             AddServerHeader = false,
             ApplicationServices = EmptyServices.Instance,
+            // TLS is done by our middleware, so Kestrel believes the transport is plaintext and
+            // would reset every stream whose :scheme is https.
+            AllowAlternateSchemes = true,
         };
         var limits = kestrelOptions.Limits;
         limits.MaxRequestBodySize = null;

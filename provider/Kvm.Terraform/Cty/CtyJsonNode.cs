@@ -272,13 +272,17 @@ public static class CtyJsonNode
     private static CtyNumber ToNumber(JsonNode node)
     {
         var value = node.AsValue();
-        if (value.TryGetValue<long>(out var l))
+        // Parsed JSON: use the raw text, since decimal conversion would round past 28 digits.
+        if (!value.TryGetValue<JsonElement>(out _))
         {
-            return CtyNumber.FromInt64(l);
-        }
-        if (value.TryGetValue<decimal>(out var d) && !value.TryGetValue<JsonElement>(out _))
-        {
-            return CtyNumber.FromDecimal(d);
+            if (value.TryGetValue<long>(out var l))
+            {
+                return CtyNumber.FromInt64(l);
+            }
+            if (value.TryGetValue<decimal>(out var d))
+            {
+                return CtyNumber.FromDecimal(d);
+            }
         }
         var text = NumberText(node);
         return CtyNumber.TryParse(Encoding.UTF8.GetBytes(text), out var n)

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Text;
 
 namespace Kvm.Terraform.Cty;
@@ -289,10 +290,10 @@ internal ref struct MsgPackReader(ReadOnlySpan<byte> data)
         }
     }
 
-    // Consumes the code byte, then n bytes of payload.
+    // Consumes the code byte already peeked, then n bytes of payload.
     private ReadOnlySpan<byte> Take(int n, byte code)
     {
-        _ = code;
+        Debug.Assert(_data[_pos] == code);
         _pos++;
         return Take(n);
     }
@@ -419,8 +420,7 @@ internal sealed class MsgPackWriter
             throw new CtyException("string is not valid UTF-16 (lone surrogate)");
         }
         WriteLengthHeader(count, 0xA0, 31, 0xD9, 0xDA, 0xDB);
-        var written = MsgPackReader.StrictUtf8.GetBytes(value, Span(count));
-        _ = written;
+        MsgPackReader.StrictUtf8.GetBytes(value, Span(count));
     }
 
     public void WriteUtf8String(ReadOnlySpan<byte> utf8)

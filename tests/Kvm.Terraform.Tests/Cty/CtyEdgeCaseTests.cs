@@ -62,6 +62,9 @@ public class CtyEdgeCaseTests
         var big = CtyJsonNode.ToNode(CtyValue.Number(CtyNumber.Parse("18446744073709551616")))!;
         Assert.Equal("18446744073709551616", big.ToJsonString());
         Assert.Equal("0.1", CtyJsonNode.ToNode(CtyValue.Number(CtyNumber.Parse("0.1")))!.ToJsonString());
+        const string Precise = "0.12345678901234567890123456789012345";
+        Assert.Equal(Precise, CtyJsonNode.FromNode(JsonNode.Parse(Precise), CtyType.Number).AsNumber().ToString());
+        Assert.Equal(Precise, CtyJsonNode.ToNode(CtyValue.Number(CtyNumber.Parse(Precise)))!.ToJsonString());
     }
 
     [Fact]

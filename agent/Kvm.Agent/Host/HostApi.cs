@@ -1,0 +1,36 @@
+using System.Reflection;
+using Kvm.Model;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Kvm.Agent.Host;
+
+/// <summary><c>/healthz</c> (no token: for load balancers and systemd) and <c>/v1/host</c> (the probed host facts).</summary>
+public static class HostApi
+{
+    /// <summary>Maps the host endpoints.</summary>
+    public static IEndpointRouteBuilder MapHost(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/healthz", Health);
+        app.MapGet("/v1/host", GetHost);
+        return app;
+    }
+
+    private static Ok<string> Health() => TypedResults.Ok("ok");
+
+    private static Ok<HostInfo> GetHost(HostFacts facts) => TypedResults.Ok(new HostInfo
+    {
+        Hostname = Environment.MachineName,
+        AgentVersion = typeof(HostApi).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0",
+        QemuVersion = facts.QemuVersion.ToString(),
+        KvmPresent = facts.KvmPresent,
+        KvmUsable = facts.KvmUsable,
+        DefaultAccelerator = facts.DefaultAccelerator,
+        CpuCores = facts.CpuCores,
+        MemoryMib = facts.MemoryMib,
+        MachineTypes = [.. facts.MachineTypes],
+        CpuModels = [.. facts.CpuModels],
+        FirmwareTypes = facts.Ovmf.Code4M is not null || facts.Ovmf.Code2M is not null ? ["bios", "uefi"] : ["bios"],
+        EfiVarsTemplates = [.. new[] { facts.Ovmf.Vars2M is null ? null : "2m", facts.Ovmf.Vars4M is null ? null : "4m" }.OfType<string>()],
+        SecureBootAvailable = facts.Ovmf.Code4MSecure is not null && facts.Ovmf.Vars4MEnrolled is not null,
+    });
+}

@@ -1,0 +1,130 @@
+using System.Globalization;
+using System.Text.Json;
+using Kvm.Agent.Host;
+using Kvm.Agent.Problems;
+
+namespace Kvm.Agent.Storage;
+
+/// <summary>What <c>qemu-img info</c> says about an image.</summary>
+public sealed record ImageInfo(string Format, long VirtualSize, long ActualSize, string? BackingFile);
+
+/// <summary>
+/// qemu-img, the only tool that writes image files: create, info and resize as argv arrays with timeouts.
+/// Creates never replace an existing file, because <c>qemu-img create</c> silently does (DESIGN §6).
+/// </summary>
+public sealed class QemuImg(ICommandRunner runner, StorageOptions options)
+{
+    /// <summary>Formats qemu-img may create for the agent.</summary>
+    public static readonly IReadOnlySet<string> Formats = new HashSet<string>(StringComparer.Ordinal) { "qcow2", "raw", "vmdk" };
+
+    /// <summary>
+    /// Creates a new image at <paramref name="path"/>. Returns false, touching nothing, when something already
+    /// has that name. The image is made under a temp name and moved into place only if the name is still
+    /// free, so neither a concurrent create nor a failure (a full disk) leaves a partial file at the target.
+    /// </summary>
+    public async Task<bool> CreateAsync(string path, string format, long sizeBytes, string preallocation, CancellationToken cancellationToken)
+    {
+        if (!Formats.Contains(format))
+            throw new ArgumentException($"Unsupported image format '{format}'.", nameof(format));
+        if (SafeFile.EntryExists(path))
+            return false;
+        var temp = SafeFile.TempPathFor(path);
+        var moved = false;
+        try
+        {
+            List<string> argv = [options.QemuImgBinary, "create", "-q", "-f", format];
+            if (preallocation != "off")
+                argv.AddRange(["-o", "preallocation=" + preallocation]);
+            argv.AddRange([temp, sizeBytes.ToString(CultureInfo.InvariantCulture)]);
+            var result = await RunAsync(argv, options.WriteTimeout, "create", cancellationToken);
+            if (!result.Ok)
+            {
+                if (IsNoSpace(result.StdErr))
+                    throw AgentProblemException.NoSpace(
+                        $"Not enough space in {Path.GetDirectoryName(path)} for {Path.GetFileName(path)} " +
+                        $"({GiB(sizeBytes)}, {format}, preallocation {preallocation}): {Last(result.StdErr.Replace(temp, path, StringComparison.Ordinal))}");
+                throw AgentProblemException.HostCommand($"qemu-img create of {Path.GetFileName(path)} failed: {Last(result.StdErr.Replace(temp, path, StringComparison.Ordinal))}");
+            }
+            moved = SafeFile.MoveNoReplace(temp, path);
+            if (moved)
+                SafeFile.FsyncDirectory(Path.GetDirectoryName(path)!);
+            return moved;
+        }
+        finally
+        {
+            if (!moved)
+                SafeFile.DeleteQuietly(temp);
+        }
+    }
+
+    /// <summary>
+    /// Reads an image's format and sizes. Pass <paramref name="format"/> whenever it is known: probing lets a
+    /// guest that wrote a qcow2 header into a raw disk choose a backing file on the host.
+    /// </summary>
+    public async Task<ImageInfo> InfoAsync(string path, string? format, CancellationToken cancellationToken)
+    {
+        // -U: a running VM holds the write lock; info only reads the header.
+        List<string> argv = [options.QemuImgBinary, "info", "-U", "--output=json"];
+        if (format is not null)
+            argv.AddRange(["-f", format]);
+        argv.Add(path);
+        var result = await RunAsync(argv, options.InfoTimeout, "info", cancellationToken);
+        if (!result.Ok)
+            throw AgentProblemException.HostCommand($"qemu-img info of {Path.GetFileName(path)} failed: {Last(result.StdErr)}");
+        try
+        {
+            using var json = JsonDocument.Parse(result.StdOut);
+            var root = json.RootElement;
+            return new ImageInfo(
+                root.GetProperty("format").GetString()!,
+                root.GetProperty("virtual-size").GetInt64(),
+                root.TryGetProperty("actual-size", out var actual) ? actual.GetInt64() : 0,
+                root.TryGetProperty("full-backing-filename", out var full) ? full.GetString()
+                    : root.TryGetProperty("backing-filename", out var backing) ? backing.GetString() : null);
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw AgentProblemException.HostCommand($"qemu-img info of {Path.GetFileName(path)} printed unexpected output: {e.Message}");
+        }
+    }
+
+    /// <summary>Grows an image that no running process holds to <paramref name="sizeBytes"/> (qemu-img refuses to shrink without --shrink).</summary>
+    public async Task ResizeAsync(string path, string format, long sizeBytes, string? preallocation, CancellationToken cancellationToken)
+    {
+        List<string> argv = [options.QemuImgBinary, "resize", "-q", "-f", format];
+        if (preallocation is not null and not "off")
+            argv.Add("--preallocation=" + preallocation);
+        argv.AddRange([path, sizeBytes.ToString(CultureInfo.InvariantCulture)]);
+        var result = await RunAsync(argv, options.WriteTimeout, "resize", cancellationToken);
+        if (result.Ok)
+            return;
+        if (IsNoSpace(result.StdErr))
+            throw AgentProblemException.NoSpace($"Not enough space in {Path.GetDirectoryName(path)} to grow {Path.GetFileName(path)} to {GiB(sizeBytes)}: {Last(result.StdErr)}");
+        if (result.StdErr.Contains("lock", StringComparison.OrdinalIgnoreCase))
+            throw AgentProblemException.InvalidState($"{Path.GetFileName(path)} is in use by a running process; it can only grow offline or through its VM: {Last(result.StdErr)}");
+        throw AgentProblemException.HostCommand($"qemu-img resize of {Path.GetFileName(path)} failed: {Last(result.StdErr)}");
+    }
+
+    private async Task<CommandResult> RunAsync(IReadOnlyList<string> argv, TimeSpan timeout, string verb, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await runner.RunAsync(argv, timeout, cancellationToken);
+        }
+        catch (Exception e) when (e is TimeoutException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw AgentProblemException.HostCommand($"qemu-img {verb} did not finish within {timeout.TotalSeconds:0} s.");
+        }
+    }
+
+    private static bool IsNoSpace(string stderr) =>
+        stderr.Contains("No space left", StringComparison.OrdinalIgnoreCase) || stderr.Contains("ENOSPC", StringComparison.Ordinal);
+
+    private static string Last(string stderr)
+    {
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.Length == 0 ? "(no message)" : lines[^1];
+    }
+
+    private static string GiB(long bytes) => (bytes / (double)(1L << 30)).ToString("0.##", CultureInfo.InvariantCulture) + " GiB";
+}

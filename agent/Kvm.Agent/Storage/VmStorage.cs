@@ -1,0 +1,196 @@
+using Kvm.Agent.Host;
+using Kvm.Agent.Problems;
+using Kvm.Agent.Qemu;
+using Kvm.Model;
+using Kvm.Model.Schema;
+
+namespace Kvm.Agent.Storage;
+
+/// <summary>
+/// Storage as the VM lifecycle sees it: inline disks (<c>vm-{id}-disk-{slot}.{format}</c> in their pool),
+/// volumes and ISOs by <c>volume_id</c>, and the per-VM EFI variable store copied from an OVMF template.
+/// </summary>
+public sealed class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuImg, IServiceProvider services) : IVmStorage
+{
+    private const long GiB = 1L << 30;
+
+    private readonly KeyedLocks _locks = new();
+
+    /// <inheritdoc />
+    public async Task<(IReadOnlyDictionary<string, DiskFile> Disks, IReadOnlyDictionary<string, string?> Cdroms)> ResolveAsync(
+        long vmId, VmSpec spec, CancellationToken cancellationToken)
+    {
+        var effective = Defaults.Apply(spec);
+        var errors = new List<ProblemError>();
+        var conflicts = new List<string>();
+        var otherUses = (services.GetService<IVolumeUsage>()?.VolumeUses() ?? []).Where(u => u.VmId != vmId).ToList();
+        var disks = new SortedDictionary<string, DiskFile>(StringComparer.Ordinal);
+        foreach (var (slot, disk) in effective.Disks ?? [])
+        {
+            var at = AttrPath.Root.Attr("disks").Key(slot);
+            if (disk.VolumeId is null)
+            {
+                if (Inline(vmId, slot, disk, at, errors) is { } inline)
+                    disks[slot] = new DiskFile(inline.Path, inline.Format);
+                continue;
+            }
+            var volume = await FindAsync(disk.VolumeId, at.Attr("volume_id"), errors, cancellationToken);
+            if (volume is null)
+                continue;
+            var users = otherUses.Where(u => u.VolumeId == volume.VolumeId).Select(u => $"{u.VmId}/{u.Slot}").ToList();
+            if (users.Count > 0)
+                conflicts.Add($"{at}: volume \"{volume.VolumeId}\" is in use by {string.Join(", ", users)}.");
+            disks[slot] = new DiskFile(volume.Path, volume.Info.Format);
+        }
+        var cdroms = new SortedDictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var (slot, cdrom) in effective.Cdroms ?? [])
+        {
+            // ISOs are read-only media: several VMs may share one.
+            if (cdrom.VolumeId is null)
+                cdroms[slot] = null;
+            else if (await FindAsync(cdrom.VolumeId, AttrPath.Root.Attr("cdroms").Key(slot).Attr("volume_id"), errors, cancellationToken) is { } iso)
+                cdroms[slot] = iso.Path;
+        }
+        if (errors.Count > 0)
+            throw AgentProblemException.Validation(errors);
+        if (conflicts.Count > 0)
+            throw AgentProblemException.Conflict(string.Join(" ", conflicts));
+        return (disks, cdroms);
+    }
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<string>> EnsureInlineDisksAsync(long vmId, VmSpec spec, CancellationToken cancellationToken)
+    {
+        var effective = Defaults.Apply(spec);
+        var errors = new List<ProblemError>();
+        var inline = (effective.Disks ?? [])
+            .Where(d => d.Value.VolumeId is null)
+            .OrderBy(d => d.Key, StringComparer.Ordinal)
+            .Select(d => Inline(vmId, d.Key, d.Value, AttrPath.Root.Attr("disks").Key(d.Key), errors))
+            .ToList();
+        if (errors.Count > 0)
+            throw AgentProblemException.Validation(errors);
+        var created = new List<string>();
+        try
+        {
+            foreach (var disk in inline)
+            {
+                var (path, format, bytes, preallocation, pool) = disk!;
+                using var held = await _locks.AcquireAsync(path, cancellationToken);
+                if (!SafeFile.EntryExists(path))
+                {
+                    Volumes.CheckSpace(pool, Path.GetFileName(path), bytes, preallocation);
+                    if (await qemuImg.CreateAsync(path, format, bytes, preallocation, cancellationToken))
+                    {
+                        created.Add(path);
+                        continue;
+                    }
+                }
+                CheckInside(pool, path, disk.Attribute);
+                var info = await qemuImg.InfoAsync(path, format, cancellationToken);
+                if (info.VirtualSize < bytes)
+                {
+                    Volumes.CheckSpace(pool, Path.GetFileName(path), bytes - info.VirtualSize, preallocation);
+                    await qemuImg.ResizeAsync(path, format, bytes, preallocation, cancellationToken);
+                }
+                volumes.Invalidate(path);
+            }
+        }
+        catch
+        {
+            // The caller only learns what we created from the return value; on failure we undo it ourselves.
+            foreach (var path in created)
+                SafeFile.DeleteQuietly(path);
+            throw;
+        }
+        return created;
+    }
+
+    /// <inheritdoc />
+    public Task RemoveInlineDisksAsync(long vmId, VmSpec spec, CancellationToken cancellationToken)
+    {
+        var effective = Defaults.Apply(spec);
+        foreach (var (slot, disk) in effective.Disks ?? [])
+        {
+            if (disk.VolumeId is not null || pools.Find(disk.Pool) is not { } pool || !QemuImg.Formats.Contains(disk.Format!))
+                continue;
+            // unlink() removes a link itself, never what it points to: no containment check needed here.
+            var path = Path.Combine(pool.Path, Volumes.InlineDiskName(vmId, slot, disk.Format!));
+            if (SafeFile.EntryExists(path))
+            {
+                File.Delete(path);
+                SafeFile.FsyncDirectory(pool.Path);
+            }
+            volumes.Invalidate(path);
+        }
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public Task<bool> EnsureEfiVarsAsync(VmSpec spec, HostFacts facts, string path, CancellationToken cancellationToken)
+    {
+        var firmware = Defaults.Apply(spec).Firmware;
+        if (firmware?.Type != "uefi" || SafeFile.EntryExists(path))
+            return Task.FromResult(false);
+        var template = firmware.EfiVars?.Template ?? "4m";
+        var enrolled = firmware.EfiVars?.PreEnrolledKeys ?? firmware.SecureBoot ?? false;
+        var at = AttrPath.Root.Attr("firmware").Attr("efi_vars");
+        var source = (template, enrolled) switch
+        {
+            ("4m", true) => facts.Ovmf.Vars4MEnrolled,
+            ("4m", false) => facts.Ovmf.Vars4M,
+            ("2m", false) => facts.Ovmf.Vars2M,
+            _ => throw AgentProblemException.Invalid(at.Attr("pre_enrolled_keys").ToString(),
+                "there is no 2m OVMF variable store with enrolled keys; use template \"4m\" or pre_enrolled_keys = false."),
+        };
+        if (source is null)
+            throw AgentProblemException.Invalid(at.Attr("template").ToString(),
+                $"this host has no {template} OVMF variable store template{(enrolled ? " with enrolled keys" : "")} (install the OVMF package).");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        return Task.FromResult(SafeFile.CopyNew(source, path));
+    }
+
+    private sealed record InlineDisk(string Path, string Format, long Bytes, string Preallocation, PoolDir Pool)
+    {
+        public required string Attribute { get; init; }
+    }
+
+    private InlineDisk? Inline(long vmId, string slot, DiskSpec disk, AttrPath at, List<ProblemError> errors)
+    {
+        if (pools.Find(disk.Pool) is not { } pool)
+        {
+            errors.Add(new ProblemError(at.Attr("pool").ToString(), $"no storage pool named \"{disk.Pool}\"."));
+            return null;
+        }
+        if (!QemuImg.Formats.Contains(disk.Format!) || disk.SizeGib is null)
+        {
+            errors.Add(new ProblemError(at.ToString(), "an inline disk needs size_gib and a format qcow2, raw or vmdk."));
+            return null;
+        }
+        var path = Path.Combine(pool.Path, Volumes.InlineDiskName(vmId, slot, disk.Format!));
+        return new InlineDisk(path, disk.Format!, disk.SizeGib.Value * GiB, disk.Preallocation!, pool) { Attribute = at.ToString() };
+    }
+
+    private async Task<VolumeFile?> FindAsync(string volumeId, AttrPath at, List<ProblemError> errors, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var volume = await volumes.FindAsync(volumeId, at.ToString(), cancellationToken);
+            if (volume is null)
+                errors.Add(new ProblemError(at.ToString(), $"no volume \"{volumeId}\"."));
+            return volume;
+        }
+        catch (AgentProblemException e) when (e.Errors is not null)
+        {
+            errors.AddRange(e.Errors);
+            return null;
+        }
+    }
+
+    private static void CheckInside(PoolDir pool, string path, string attribute)
+    {
+        var real = SafeFile.RealPath(path);
+        if (real is null || !SafeFile.IsWithin(real, SafeFile.RealPath(pool.Path) ?? pool.Path))
+            throw AgentProblemException.Invalid(attribute, $"{path} is a link that points outside storage pool \"{pool.Name}\"; the agent does not follow it.");
+    }
+}
