@@ -30,7 +30,19 @@ public sealed class InProcessProviderTests : IAsyncLifetime
         _server = await PulumiPluginServer.StartAsync(new PulumiPluginArguments(), (router, server) =>
             new ResourceProviderService(_ => new ScriptedBackend(_vms), new EngineLog(() => server.Engine, server.AttachEngine)).Register(router));
         _client = GrpcClient.CreateInsecure("127.0.0.1:" + _server.Port);
-        await Call("Handshake", new ProviderHandshakeRequest { EngineAddress = _engine.Address }, ProviderHandshakeResponse.Parser);
+        // Like the engine, retry the liveness probe while the server answers UNAVAILABLE.
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                await Call("Handshake", new ProviderHandshakeRequest { EngineAddress = _engine.Address }, ProviderHandshakeResponse.Parser);
+                break;
+            }
+            catch (GrpcException e) when (e.StatusCode == StatusCode.Unavailable && attempt < 100)
+            {
+                await Task.Delay(10);
+            }
+        }
         await Call("Configure", new ConfigureRequest { Args = EngineSession.Config("http://127.0.0.1:9") }, ConfigureResponse.Parser);
     }
 
@@ -102,6 +114,22 @@ public sealed class InProcessProviderTests : IAsyncLifetime
         _vms.OnCreate = (_, _) => throw new InvalidOperationException("agent answered 500");
         var unknown = await Assert.ThrowsAsync<GrpcException>(() => Call("Create", Create(StructCodecTests.Parse("""{"name":"web"}""")), CreateResponse.Parser));
         Assert.Equal(StatusCode.Unknown, unknown.StatusCode);
+    }
+
+    [Fact]
+    public async Task AgentRefusalsSayNothingHappenedWithCamelCasePathsAndAgentFailuresSayUnknown()
+    {
+        _vms.OnCreate = (_, _) => throw new KvmApiException(System.Net.HttpStatusCode.UnprocessableEntity, new Problem
+        {
+            Type = ProblemTypes.Validation, Title = "Invalid VM", Errors = [new ProblemError("disks[\"scsi0\"].size_gib", "is required.")],
+        });
+        var refused = await Assert.ThrowsAsync<GrpcException>(() => Call("Create", Create(StructCodecTests.Parse("""{"name":"web"}""")), CreateResponse.Parser));
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        Assert.Contains("disks[\"scsi0\"].sizeGib: is required.", refused.Message);
+
+        _vms.OnCreate = (_, _) => throw new KvmApiException(System.Net.HttpStatusCode.InternalServerError, new Problem { Type = ProblemTypes.HostCommandFailed, Title = "qemu-img failed" });
+        var failed = await Assert.ThrowsAsync<GrpcException>(() => Call("Create", Create(StructCodecTests.Parse("""{"name":"web"}""")), CreateResponse.Parser));
+        Assert.Equal(StatusCode.Unknown, failed.StatusCode);
     }
 
     [Fact]

@@ -393,8 +393,40 @@ public sealed class ResourceProviderService : IDisposable
     {
         OperationCanceledException => new GrpcException(StatusCode.Cancelled, "the operation was cancelled or timed out", e),
         HttpRequestException => new GrpcException(StatusCode.Unavailable, "cannot reach the kvm-agent: " + e.Message, e),
+        KvmApiException problem => new GrpcException(StatusOf(problem), Describe(problem), e),
         _ => new GrpcException(StatusCode.Unknown, e.Message, e),
     };
+
+    /// <summary>The agent's refusals (4xx) changed nothing; its own failures (5xx) may have changed something.</summary>
+    internal static StatusCode StatusOf(KvmApiException problem) => problem.Type switch
+    {
+        ProblemTypes.Validation or ProblemTypes.MalformedBody or ProblemTypes.TooLarge or ProblemTypes.RequiresReplacement => StatusCode.InvalidArgument,
+        ProblemTypes.NotFound => StatusCode.NotFound,
+        ProblemTypes.Conflict => StatusCode.AlreadyExists,
+        ProblemTypes.Busy => StatusCode.Unavailable,
+        ProblemTypes.StaleEtag => StatusCode.Aborted,
+        ProblemTypes.InvalidState or ProblemTypes.Protected => StatusCode.FailedPrecondition,
+        ProblemTypes.Admission or ProblemTypes.NoSpace => StatusCode.ResourceExhausted,
+        ProblemTypes.Unauthorized => StatusCode.Unauthenticated,
+        _ => (int)problem.Status switch
+        {
+            401 => StatusCode.Unauthenticated,
+            403 => StatusCode.PermissionDenied,
+            404 => StatusCode.NotFound,
+            409 or 412 or 423 => StatusCode.FailedPrecondition,
+            429 or 503 => StatusCode.Unavailable,
+            >= 400 and < 500 => StatusCode.InvalidArgument,
+            _ => StatusCode.Unknown,
+        },
+    };
+
+    // The agent names attributes the Terraform way (disks["scsi0"].size_gib); Pulumi users read camelCase.
+    private static string Describe(KvmApiException problem)
+    {
+        var head = string.IsNullOrEmpty(problem.Detail) ? problem.Title : $"{problem.Title}: {problem.Detail}";
+        return problem.Errors.Count == 0 ? head
+            : head + string.Concat(problem.Errors.Select(error => $"\n  {(error.Attribute.Length == 0 ? "(request)" : JsonPaths.ToPulumi(AttrPath.Parse(error.Attribute)))}: {error.Detail}"));
+    }
 
     private async Task WarnAboutPendingChanges(ResourceKind kind, JsonObject state, string urn)
     {
