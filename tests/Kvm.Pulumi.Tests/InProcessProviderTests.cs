@@ -192,6 +192,15 @@ public sealed class InProcessProviderTests : IAsyncLifetime
         Assert.Equal("vmId", Assert.Single(missing.Failures).Property);
     }
 
+    [Fact]
+    public void EveryRegisteredMethodMatchesTheResourceProviderService()
+    {
+        var router = new ResourceProviderService(_ => new ScriptedBackend(new ScriptedOperations()), EngineLog.To("127.0.0.1:1")).Register(new GrpcRouter());
+        var service = ProviderReflection.Descriptor.Services.Single(s => s.Name == "ResourceProvider");
+        Assert.Empty(router.Validate(service));
+        Assert.Equal(17, router.Methods.Count);
+    }
+
     private sealed class ScriptedBackend(ScriptedOperations vms) : IKvmBackend
     {
         public IResourceOperations Resource(System.Type modelType) =>
