@@ -46,6 +46,14 @@ ensure_test_guest() {
   dpkg-deb -x "$dir"/pkg/*.deb "$dir/pkg/x"
   cp "$dir"/pkg/x/boot/vmlinuz-* "$dir/vmlinuz"
   cp /bin/busybox "$dir/rootfs/bin/busybox"
+  # Virtio and SCSI drivers are modules in the cloud kernel: ship them, in load order, so the guest sees its disks and NICs.
+  mkdir -p "$dir/rootfs/modules"
+  local m i=0
+  for m in virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev virtio/virtio_pci_modern_dev virtio/virtio_pci \
+           block/virtio_blk scsi/scsi_common scsi/scsi_mod scsi/sd_mod scsi/virtio_scsi; do
+    i=$((i + 1))
+    cp "$(find "$dir/pkg/x/lib/modules" -path "*/kernel/drivers/$m.ko*" | head -1)" "$dir/rootfs/modules/$(printf '%02d' $i)-$(basename "$m").ko"
+  done
   cp "$root/scripts/guest-init" "$dir/rootfs/init" && chmod 755 "$dir/rootfs/init"
   (cd "$dir/rootfs" && find . | cpio -o -H newc --quiet | gzip -9 > "$dir/initrd.img")
   rm -rf "$dir/pkg" "$dir/rootfs"

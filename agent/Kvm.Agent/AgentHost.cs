@@ -49,7 +49,7 @@ public sealed class AgentHost : IAsyncDisposable
         Directory.CreateDirectory(options.DataDir);
         Directory.CreateDirectory(options.RunDir);
         var (token, generatedTokenFile) = BearerToken.Resolve(options);
-        var facts = await HostProbeStandIn.ProbeAsync(options); // merge: await HostProbe.ProbeAsync(...)
+        var facts = await HostProbe.ProbeAsync(new CommandRunner(), "qemu-system-x86_64", options.Accel, cancellationToken: cancellationToken);
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "kvm-agent", ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.SetMinimumLevel(options.LogLevel);
@@ -75,7 +75,7 @@ public sealed class AgentHost : IAsyncDisposable
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(facts);
         builder.Services.AddSingleton<ICommandRunner, CommandRunner>();
-        Features.Add(builder.Services);
+        Features.Add(builder.Services, options);
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();

@@ -1,6 +1,8 @@
 using Kvm.Agent;
 using Kvm.Agent.Host;
 using Kvm.Agent.Http;
+using Kvm.Agent.Networks;
+using Kvm.Agent.Storage;
 using Kvm.Agent.Vms;
 
 // kvm-agent: one per hypervisor host. VMs outlive it; a restarted agent adopts them.
@@ -16,10 +18,11 @@ return 0;
 public static class Features
 {
     /// <summary>Services of every feature.</summary>
-    public static void Add(IServiceCollection services)
+    public static void Add(IServiceCollection services, AgentOptions options)
     {
-        services.AddVms();         // definitions, QEMU processes, power actions
-        // merge: services.AddStorage(); services.AddNetworking();
+        services.AddVms();                                                     // definitions, QEMU processes, power actions
+        services.AddStorage(new StorageOptions { DataDir = options.DataDir }); // pools, volumes, inline disks, EFI stores
+        services.AddNetworking(new NetworkOptions { DataDir = options.DataDir }); // bridges and taps
     }
 
     /// <summary>Middleware, then endpoints.</summary>
@@ -29,7 +32,8 @@ public static class Features
         app.UseBearerToken(token); // /v1/** needs the token; /healthz does not
         app.MapHost();             // /healthz, /v1/host
         app.MapVms();              // /v1/vms, power actions
-        // merge: app.MapStorage(); app.MapNetworks();
+        app.MapStorage();          // /v1/storage-pools, /v1/volumes
+        app.MapNetworks();         // /v1/networks
     }
 
     /// <summary>Work before the first request: load definitions, adopt running VMs.</summary>

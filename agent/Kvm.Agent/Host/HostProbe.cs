@@ -52,8 +52,11 @@ public static partial class HostProbe
         var machines = QueryAsync(runner, [qemuBinary, "-machine", "help"], options, cancellationToken);
         var cpus = QueryAsync(runner, [qemuBinary, "-cpu", "help"], options, cancellationToken);
         var kvmPresent = CanOpen(options.KvmDevice);
-        var kvmProbe = kvmPresent
+        // A forced TCG agent never uses KVM: skip the guest probe (it costs seconds on nested hosts).
+        var kvmProbe = kvmPresent && accelOption != "tcg"
             ? ProbeKvmAsync(runner, qemuBinary, options, cancellationToken)
+            : kvmPresent
+            ? Task.FromResult(new KvmProbeResult(false, "not probed: the agent runs with --accel tcg.", TimeSpan.Zero))
             : Task.FromResult(new KvmProbeResult(false, $"{options.KvmDevice} is missing or cannot be opened.", TimeSpan.Zero));
         await Task.WhenAll(version, machines, cpus, kvmProbe).ConfigureAwait(false);
         var kvm = await kvmProbe.ConfigureAwait(false);

@@ -188,9 +188,10 @@ public sealed class VmMonitor : IAsyncDisposable
                 _status = final;
                 if (!StopRequested)
                     Log.VmExited(_logger, VmId, Pid, exit?.ToString() ?? "exit status unknown", final);
+                // Exited before anything else: a start that sees this status must not mistake the VM for a running one.
+                _exited.TrySetResult(final);
                 if (_qmp is not null)
                     await _qmp.DisposeAsync();
-                _exited.TrySetResult(final);
                 return;
             }
             if (_qmp is { Closed.IsCompleted: true })

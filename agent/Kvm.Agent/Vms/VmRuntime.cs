@@ -133,7 +133,7 @@ public sealed class VmRuntime(
     {
         var paths = await ResolvePathsAsync(vmId, spec, cancellationToken);
         var accelerator = AcceleratorFor(spec);
-        var argv = QemuCommandStandIn.Build(spec, facts, paths); // merge: QemuCommand.Build(spec, facts, paths)
+        var argv = QemuCommand.Build(spec, facts, paths);
 
         PrepareRunDir(paths);
         var qemuLog = QemuLogPath(vmId);
@@ -427,7 +427,7 @@ public sealed class VmRuntime(
 
     /// <summary>Effective MACs per NIC slot: the user's, or generated from the VM ID and slot.</summary>
     public static IEnumerable<KeyValuePair<string, string>> MacsFor(long vmId, VmSpec spec) =>
-        (spec.NetworkInterfaces ?? []).Select(n => KeyValuePair.Create(n.Key, n.Value.Mac?.ToLowerInvariant() ?? MacAddressStandIn.Generate(vmId, n.Key))); // merge: MacAddress.Generate
+        (spec.NetworkInterfaces ?? []).Select(n => KeyValuePair.Create(n.Key, n.Value.Mac?.ToLowerInvariant() ?? MacAddress.Generate(vmId, n.Key)));
 
     private void Admit(long vmId, VmSpec spec)
     {

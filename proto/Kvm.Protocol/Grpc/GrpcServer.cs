@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -60,6 +61,13 @@ public sealed class GrpcServer : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(router);
         ArgumentNullException.ThrowIfNull(options);
+        // X509Chain's first use costs 100+ ms; build the context now, in parallel with Kestrel's
+        // start and the host's dial, rather than inside the first TLS handshake.
+        var certificate = options.ServerCertificateTask
+            ?? (options.ServerCertificate is { } c ? Task.FromResult(c) : null);
+        var tlsContext = certificate?.ContinueWith(
+            static t => SslStreamCertificateContext.Create(t.Result, additionalCertificates: null, offline: true),
+            CancellationToken.None, TaskContinuationOptions.DenyChildAttach, TaskScheduler.Default);
         var kestrelOptions = new KestrelServerOptions
         {
             AddServerHeader = false,
@@ -82,11 +90,9 @@ public sealed class GrpcServer : IAsyncDisposable
         kestrelOptions.Listen(options.EndPoint, listen =>
         {
             listen.Protocols = HttpProtocols.Http2;
-            var certificate = options.ServerCertificateTask
-                ?? (options.ServerCertificate is { } c ? Task.FromResult(c) : null);
-            if (certificate is not null)
+            if (tlsContext is not null)
             {
-                listen.Use(next => new TlsConnectionMiddleware(next, certificate, options.ClientCertificateValidator).OnConnectionAsync);
+                listen.Use(next => new TlsConnectionMiddleware(next, tlsContext, options.ClientCertificateValidator).OnConnectionAsync);
             }
         });
 

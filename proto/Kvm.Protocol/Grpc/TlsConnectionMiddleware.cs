@@ -17,14 +17,13 @@ internal sealed class TlsConnectionMiddleware
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
 
     private readonly ConnectionDelegate _next;
-    private readonly Task<X509Certificate2> _certificate;
+    private readonly Task<SslStreamCertificateContext> _context;
     private readonly Func<X509Certificate2, bool>? _clientValidator;
-    private SslStreamCertificateContext? _context;
 
-    public TlsConnectionMiddleware(ConnectionDelegate next, Task<X509Certificate2> certificate, Func<X509Certificate2, bool>? clientValidator)
+    public TlsConnectionMiddleware(ConnectionDelegate next, Task<SslStreamCertificateContext> context, Func<X509Certificate2, bool>? clientValidator)
     {
         _next = next;
-        _certificate = certificate;
+        _context = context;
         _clientValidator = clientValidator;
     }
 
@@ -37,16 +36,21 @@ internal sealed class TlsConnectionMiddleware
             using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
             {
                 timeout.CancelAfter(HandshakeTimeout);
-                // Built lazily: the context walks the chain, which a self-signed cert makes trivial.
-                _context ??= SslStreamCertificateContext.Create(
-                    await _certificate.ConfigureAwait(false), additionalCertificates: null, offline: true);
                 await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
                 {
-                    ServerCertificateContext = _context,
+                    ServerCertificateContext = await _context.WaitAsync(timeout.Token).ConfigureAwait(false),
                     ApplicationProtocols = [SslApplicationProtocol.Http2],
                     EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                     CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
                     ClientCertificateRequired = _clientValidator is not null,
+                    // The pin below is the whole trust decision: keep chain building away from the
+                    // system store and the network.
+                    CertificateChainPolicy = new X509ChainPolicy
+                    {
+                        TrustMode = X509ChainTrustMode.CustomRootTrust,
+                        DisableCertificateDownloads = true,
+                        RevocationMode = X509RevocationMode.NoCheck,
+                    },
                     // The peer's certificate is self-signed: chain errors are expected and the pin decides.
                     RemoteCertificateValidationCallback = _clientValidator is null
                         ? null
