@@ -33,6 +33,9 @@ resource "kvm_vm" "quickstart" {
     scsi0 = { size_gib = 1, format = "qcow2" }
   }
 
+  # The busybox guest ignores ACPI power-off: stop it by force after 10 s on restarts and destroy.
+  update_policy = { restart = "auto", shutdown_timeout_seconds = 10 }
+
   timeouts {
     create = "5m"
     delete = "5m"

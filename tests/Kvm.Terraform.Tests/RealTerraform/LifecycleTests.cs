@@ -180,4 +180,32 @@ public class LifecycleTests(TerraformFixture terraform)
         Assert.Equal(0, terraform.Run(dir, "destroy", "-auto-approve", "-input=false", "-no-color").ExitCode);
         Assert.Empty(await second.Client.ListVmsAsync());
     }
+
+    [Fact]
+    public async Task The_quickstart_example_boots_the_test_guest()
+    {
+        using var agent = await AgentProcess.StartAsync(terraform.RepoRoot);
+        var (kernel, initrd) = Guest(terraform.RepoRoot);
+        var dir = terraform.NewWorkDirectory(File.ReadAllText(Path.Combine(terraform.RepoRoot, "examples", "terraform", "quickstart", "main.tf")));
+        var env = new Dictionary<string, string> { ["KVM_ENDPOINT"] = agent.Endpoint, ["KVM_TOKEN"] = agent.Token };
+        terraform.Init(dir);
+        var apply = terraform.Run(dir, env, "apply", "-auto-approve", "-input=false", "-no-color", "-var", $"kernel={kernel}", "-var", $"initrd={initrd}");
+        Assert.True(apply.ExitCode == 0, apply.Output);
+        var outputs = JsonNode.Parse(terraform.Run(dir, env, "output", "-json").Stdout)!;
+        Assert.NotNull(outputs["vm_id"]?["value"]);
+        var serialLog = (string)outputs["serial_log"]!["value"]!;
+        var booted = false;
+        for (var i = 0; i < 240 && !booted; i++)
+        {
+            booted = File.Exists(serialLog) && (await File.ReadAllTextAsync(serialLog)).Contains("KVM-TEST-GUEST-BOOTED", StringComparison.Ordinal);
+            if (!booted)
+                await Task.Delay(500);
+        }
+        Assert.True(booted, $"the guest did not print its marker to {serialLog}");
+        var plan = terraform.Run(dir, env, "plan", "-input=false", "-no-color", "-detailed-exitcode", "-var", $"kernel={kernel}", "-var", $"initrd={initrd}");
+        Assert.True(plan.ExitCode == 0, plan.Output);
+        var destroy = terraform.Run(dir, env, "destroy", "-auto-approve", "-input=false", "-no-color", "-var", $"kernel={kernel}", "-var", $"initrd={initrd}");
+        Assert.True(destroy.ExitCode == 0, destroy.Output);
+        Assert.Empty(await agent.Client.ListVmsAsync());
+    }
 }
