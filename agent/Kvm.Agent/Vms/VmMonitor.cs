@@ -45,7 +45,8 @@ public sealed class VmMonitor : IAsyncDisposable
     /// <summary>kvm or tcg.</summary>
     public string Accelerator { get; }
     /// <summary>Observed status, from events; served to GETs without asking QEMU.</summary>
-    public string Status => _status;
+    // Once QEMU is gone its final status is the exit's: status and exit can never disagree.
+    public string Status => _exited.Task.IsCompleted ? _exited.Task.Result : _status;
     /// <summary>VNC address, when the VM has a console.</summary>
     public string? ConsoleEndpoint { get; private set; }
     /// <summary>Settings stored since the start that take effect at the next start.</summary>
@@ -86,7 +87,8 @@ public sealed class VmMonitor : IAsyncDisposable
                     last = e;
                 }
             }
-            await Task.Delay(5, cancellationToken);
+            // QEMU binds the socket tens of milliseconds after exec: a short poll keeps that wait off every start.
+            await Task.Delay(1, cancellationToken);
         }
         if (monitor._qmp is null)
         {
@@ -98,7 +100,8 @@ public sealed class VmMonitor : IAsyncDisposable
         else
         {
             await monitor.RefreshStatusAsync(cancellationToken);
-            await monitor.RefreshConsoleAsync(cancellationToken);
+            if (startedSpec.Display?.Vnc != false && startedSpec.Display?.Vga is not ("none" or "serial0"))
+                await monitor.RefreshConsoleAsync(cancellationToken);
         }
         monitor._watch = monitor.WatchAsync();
         return monitor;
@@ -185,11 +188,9 @@ public sealed class VmMonitor : IAsyncDisposable
                 await ProcessTable.ReapAsync(Pid, TimeSpan.FromSeconds(2));
                 var exit = ProcessTable.TakeExit(Pid);
                 var final = StopRequested || GuestShutdown ? VmStatus.Stopped : VmStatus.Crashed;
-                _status = final;
+                _exited.TrySetResult(final);
                 if (!StopRequested)
                     Log.VmExited(_logger, VmId, Pid, exit?.ToString() ?? "exit status unknown", final);
-                // Exited before anything else: a start that sees this status must not mistake the VM for a running one.
-                _exited.TrySetResult(final);
                 if (_qmp is not null)
                     await _qmp.DisposeAsync();
                 return;

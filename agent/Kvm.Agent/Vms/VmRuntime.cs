@@ -55,7 +55,8 @@ public sealed class VmRuntime(
     public VmMonitor? MonitorOf(long vmId) => _monitors.TryGetValue(vmId, out var m) && !m.HasExited ? m : null;
 
     /// <summary>Observed status from memory.</summary>
-    public string StatusOf(long vmId) => MonitorOf(vmId)?.Status ?? _lastStatus.GetValueOrDefault(vmId, VmStatus.Stopped);
+    public string StatusOf(long vmId) =>
+        _monitors.TryGetValue(vmId, out var m) ? m.Status : _lastStatus.GetValueOrDefault(vmId, VmStatus.Stopped);
 
     /// <summary>True while a QEMU process exists for the VM (running, paused or in an error state).</summary>
     public bool IsUp(long vmId) => MonitorOf(vmId) is not null;
@@ -67,7 +68,7 @@ public sealed class VmRuntime(
         foreach (var attribute in Schemas.For<VmSpec>().Attributes)
             attribute.Property.SetValue(vm, attribute.GetValue(stored.Spec));
         var monitor = MonitorOf(stored.VmId);
-        vm.Status = monitor?.Status ?? _lastStatus.GetValueOrDefault(stored.VmId, VmStatus.Stopped);
+        vm.Status = StatusOf(stored.VmId); // an exited QEMU not yet cleaned up still reports how it ended
         vm.Pid = monitor?.Pid;
         vm.StartedAt = monitor?.StartedAt.ToString("yyyy-MM-ddTHH:mm:ss.fffK", CultureInfo.InvariantCulture);
         vm.Accelerator = monitor?.Accelerator ?? AcceleratorFor(stored.Spec);
