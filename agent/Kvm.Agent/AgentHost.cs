@@ -111,6 +111,7 @@ public static class VmFeature
     {
         services.AddSingleton<VmStore>();
         services.AddSingleton<IVolumeUsage>(sp => sp.GetRequiredService<VmStore>());
+        services.AddSingleton<Kvm.Agent.Images.IImageUsage>(sp => sp.GetRequiredService<VmStore>());
         services.AddSingleton<VmLocks>();
         services.AddSingleton<VmRuntime>();
         services.AddSingleton<VmOperations>();

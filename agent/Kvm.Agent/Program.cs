@@ -1,6 +1,7 @@
 using Kvm.Agent;
 using Kvm.Agent.Host;
 using Kvm.Agent.Http;
+using Kvm.Agent.Images;
 using Kvm.Agent.Networks;
 using Kvm.Agent.Storage;
 using Kvm.Agent.Vms;
@@ -22,6 +23,7 @@ public static class Features
     {
         services.AddVms();                                                     // definitions, QEMU processes, power actions
         services.AddStorage(new StorageOptions { DataDir = options.DataDir }); // pools, volumes, inline disks, EFI stores
+        services.AddImages();                                                  // read-only base images imported from URLs or host files
         services.AddNetworking(new NetworkOptions { DataDir = options.DataDir }); // bridges and taps
     }
 
@@ -33,6 +35,7 @@ public static class Features
         app.MapHost();             // /healthz, /v1/host
         app.MapVms();              // /v1/vms, power actions
         app.MapStorage();          // /v1/storage-pools, /v1/volumes
+        app.MapImages();           // /v1/images
         app.MapNetworks();         // /v1/networks
     }
 

@@ -153,6 +153,24 @@ public sealed class KvmClient : IDisposable
     public Task DeleteVolumeAsync(string pool, string name, CancellationToken cancellationToken = default) =>
         SendAsync<object>(HttpMethod.Delete, Volume(pool, name), null, null, null, cancellationToken);
 
+    // ── images ────────────────────────────────────────────────────────────────────────────────────────
+
+    /// <summary>GET /v1/images.</summary>
+    public async Task<IReadOnlyList<Image>> ListImagesAsync(CancellationToken cancellationToken = default) =>
+        await ValueAsync(HttpMethod.Get, "v1/images", null, null, Json<List<Image>>(), cancellationToken);
+
+    /// <summary>POST /v1/images: the agent downloads or copies, checks and stores the image before it answers.</summary>
+    public Task<Versioned<Image>> CreateImageAsync(ImageSpec spec, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Post, "v1/images", Body(spec, ModelJsonContext.Default.ImageSpec), null, Json<Image>(), cancellationToken);
+
+    /// <summary>GET /v1/images/{pool}/{name}.</summary>
+    public Task<Versioned<Image>> GetImageAsync(string pool, string name, CancellationToken cancellationToken = default) =>
+        SendAsync(HttpMethod.Get, ImagePath(pool, name), null, null, Json<Image>(), cancellationToken);
+
+    /// <summary>DELETE /v1/images/{pool}/{name} (409 while linked clones use it).</summary>
+    public Task DeleteImageAsync(string pool, string name, CancellationToken cancellationToken = default) =>
+        SendAsync<object>(HttpMethod.Delete, ImagePath(pool, name), null, null, null, cancellationToken);
+
     // ── storage pools ─────────────────────────────────────────────────────────────────────────────────
 
     /// <summary>GET /v1/storage-pools.</summary>
@@ -264,6 +282,8 @@ public sealed class KvmClient : IDisposable
     private static string Vm(long vmId) => "v1/vms/" + vmId.ToString(CultureInfo.InvariantCulture);
 
     private static string Volume(string pool, string name) => $"v1/volumes/{Uri.EscapeDataString(pool)}/{Uri.EscapeDataString(name)}";
+
+    private static string ImagePath(string pool, string name) => $"v1/images/{Uri.EscapeDataString(pool)}/{Uri.EscapeDataString(name)}";
 
     private static string? Seconds(TimeSpan? t) => t?.TotalSeconds.ToString(CultureInfo.InvariantCulture);
 

@@ -23,6 +23,9 @@ public static class Patterns
     /// <summary>Words for <see cref="VolumeId"/>.</summary>
     public const string VolumeIdText = "\"<pool>/<volume name>\", for example \"default/data.qcow2\"";
 
+    /// <summary>Words for an image reference (same form as <see cref="VolumeId"/>).</summary>
+    public const string ImageIdText = "\"<pool>/<image name>\", for example \"default/debian-13.qcow2\"";
+
     /// <summary>Disk slots, with Proxmox's limits per bus.</summary>
     public const string DiskSlot = "ide[0-3]|sata[0-5]|scsi([0-9]|[12][0-9]|30)|virtio([0-9]|1[0-5])";
     /// <summary>Words for <see cref="DiskSlot"/>.</summary>

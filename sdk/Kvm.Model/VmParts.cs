@@ -92,8 +92,19 @@ public sealed class DiskSpec : IValidatable
         Pattern = Patterns.VolumeId, PatternText = Patterns.VolumeIdText)]
     public string? VolumeId { get; set; }
 
+    /// <summary>Base image.</summary>
+    [Setting("Image (`<pool>/<name>` of a `kvm_image`) the inline disk starts from, as a full copy or a linked clone. Create-only.",
+        Pattern = Patterns.VolumeId, PatternText = Patterns.ImageIdText, Update = UpdateKind.Replace)]
+    public string? ImageId { get; set; }
+
+    /// <summary>Linked clone.</summary>
+    [Setting("Make the disk a qcow2 overlay on `image_id` (fast, thin; the image cannot be deleted while it exists) instead of a full copy.",
+        Default = false, Update = UpdateKind.Replace)]
+    public bool? LinkedClone { get; set; }
+
     /// <summary>Size.</summary>
-    [Setting("Size of an inline disk in GiB. Growing applies live; shrinking is refused.", Min = 1, Max = 65536, Update = UpdateKind.Live)]
+    [Setting("Size of an inline disk in GiB. With `image_id` it defaults to the image's virtual size and may only be larger. Growing applies live; shrinking is refused.",
+        Min = 1, Max = 65536, Update = UpdateKind.Live)]
     public long? SizeGib { get; set; }
 
     /// <summary>Format.</summary>
@@ -142,8 +153,14 @@ public sealed class DiskSpec : IValidatable
     /// <inheritdoc />
     public void Validate(ValidationContext context, AttrPath path)
     {
-        if (VolumeId is null && SizeGib is null)
-            context.Add(path.Attr("size_gib"), "is required for an inline disk (or set `volume_id`).");
+        if (VolumeId is null && SizeGib is null && ImageId is null)
+            context.Add(path.Attr("size_gib"), "is required for an inline disk (or set `volume_id` or `image_id`).");
+        if (VolumeId is not null && ImageId is not null)
+            context.Add(path.Attr("image_id"), "a disk is either a volume (`volume_id`) or made from an image (`image_id`), not both.");
+        if (LinkedClone == true && ImageId is null)
+            context.Add(path.Attr("linked_clone"), "needs `image_id`.");
+        if (LinkedClone == true && Format is not (null or "qcow2"))
+            context.Add(path.Attr("linked_clone"), "a linked clone is a qcow2 overlay: needs format \"qcow2\".");
         if (VolumeId is not null)
         {
             foreach (var (name, set) in new[] { ("size_gib", SizeGib is not null), ("format", Format is not null), ("pool", Pool is not null), ("preallocation", Preallocation is not null) })

@@ -6,7 +6,11 @@ using Kvm.Agent.Problems;
 namespace Kvm.Agent.Storage;
 
 /// <summary>What <c>qemu-img info</c> says about an image.</summary>
-public sealed record ImageInfo(string Format, long VirtualSize, long ActualSize, string? BackingFile);
+public sealed record ImageInfo(string Format, long VirtualSize, long ActualSize, string? BackingFile)
+{
+    /// <summary>A qcow2 external data file: another host file the image reads and writes.</summary>
+    public string? DataFile { get; init; }
+}
 
 /// <summary>
 /// qemu-img, the only tool that writes image files: create, info and resize as argv arrays with timeouts.
@@ -58,6 +62,61 @@ public sealed class QemuImg(ICommandRunner runner, StorageOptions options)
     }
 
     /// <summary>
+    /// Makes a new disk at <paramref name="path"/> from an image: a full copy in <paramref name="format"/>, or a qcow2
+    /// overlay whose backing file is the image (<paramref name="linked"/>), grown to <paramref name="sizeBytes"/> when
+    /// larger than the image. Same no-replace contract as <see cref="CreateAsync"/>: false, touching nothing, when
+    /// the name is taken.
+    /// </summary>
+    public async Task<bool> CreateFromImageAsync(string path, string format, string imagePath, string imageFormat, bool linked, long? sizeBytes,
+        CancellationToken cancellationToken)
+    {
+        if (!Formats.Contains(format) || (linked && format != "qcow2"))
+            throw new ArgumentException($"Unsupported image format '{format}'{(linked ? " for a linked clone" : "")}.", nameof(format));
+        if (SafeFile.EntryExists(path))
+            return false;
+        var temp = SafeFile.TempPathFor(path);
+        var moved = false;
+        try
+        {
+            IReadOnlyList<string> argv = linked
+                ? [options.QemuImgBinary, "create", "-q", "-f", "qcow2", "-b", imagePath, "-F", imageFormat, temp]
+                : [options.QemuImgBinary, "convert", "-q", "-f", imageFormat, "-O", format, imagePath, temp];
+            var verb = linked ? "create" : "convert";
+            var result = await RunAsync(argv, options.WriteTimeout, verb, cancellationToken);
+            if (!result.Ok)
+            {
+                var message = Last(result.StdErr.Replace(temp, path, StringComparison.Ordinal));
+                if (IsNoSpace(result.StdErr))
+                    throw AgentProblemException.NoSpace($"Not enough space in {Path.GetDirectoryName(path)} for {Path.GetFileName(path)} from {Path.GetFileName(imagePath)}: {message}");
+                throw AgentProblemException.HostCommand($"qemu-img {verb} of {Path.GetFileName(path)} from {Path.GetFileName(imagePath)} failed: {message}");
+            }
+            if (sizeBytes is { } bytes && (await InfoAsync(temp, format, cancellationToken)).VirtualSize < bytes)
+                await ResizeAsync(temp, format, bytes, null, cancellationToken);
+            moved = SafeFile.MoveNoReplace(temp, path);
+            if (moved)
+                SafeFile.FsyncDirectory(Path.GetDirectoryName(path)!);
+            return moved;
+        }
+        finally
+        {
+            if (!moved)
+                SafeFile.DeleteQuietly(temp);
+        }
+    }
+
+    /// <summary>Converts <paramref name="source"/> into a new file <paramref name="target"/> the caller owns (a temp name).</summary>
+    public async Task ConvertAsync(string source, string sourceFormat, string target, string targetFormat, CancellationToken cancellationToken)
+    {
+        var result = await RunAsync([options.QemuImgBinary, "convert", "-q", "-f", sourceFormat, "-O", targetFormat, source, target],
+            options.WriteTimeout, "convert", cancellationToken);
+        if (result.Ok)
+            return;
+        if (IsNoSpace(result.StdErr))
+            throw AgentProblemException.NoSpace($"Not enough space in {Path.GetDirectoryName(target)} to convert to {targetFormat}: {Last(result.StdErr)}");
+        throw AgentProblemException.HostCommand($"qemu-img convert to {targetFormat} failed: {Last(result.StdErr)}");
+    }
+
+    /// <summary>
     /// Reads an image's format and sizes. Pass <paramref name="format"/> whenever it is known: probing lets a
     /// guest that wrote a qcow2 header into a raw disk choose a backing file on the host.
     /// </summary>
@@ -80,7 +139,11 @@ public sealed class QemuImg(ICommandRunner runner, StorageOptions options)
                 root.GetProperty("virtual-size").GetInt64(),
                 root.TryGetProperty("actual-size", out var actual) ? actual.GetInt64() : 0,
                 root.TryGetProperty("full-backing-filename", out var full) ? full.GetString()
-                    : root.TryGetProperty("backing-filename", out var backing) ? backing.GetString() : null);
+                    : root.TryGetProperty("backing-filename", out var backing) ? backing.GetString() : null)
+            {
+                DataFile = root.TryGetProperty("format-specific", out var specific) && specific.TryGetProperty("data", out var data)
+                    && data.ValueKind == JsonValueKind.Object && data.TryGetProperty("data-file", out var dataFile) ? dataFile.GetString() : null,
+            };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {

@@ -164,7 +164,10 @@ public sealed class StoragePools
                 throw AgentProblemException.Conflict($"Storage pool \"{name}\" is used by VM disks {string.Join(", ", users)}.");
             var files = Directory.Exists(pool.Path)
                 ? Directory.EnumerateFileSystemEntries(pool.Path).Select(System.IO.Path.GetFileName)
-                    .Where(f => !f!.StartsWith(SafeFile.TempPrefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList()
+                    .Where(f => !f!.StartsWith(SafeFile.TempPrefix, StringComparison.Ordinal))
+                    // The images directory stays behind its last image: empty, it holds nothing.
+                    .Where(f => f != Kvm.Agent.Images.Images.PoolSubdirectory || Directory.EnumerateFileSystemEntries(System.IO.Path.Combine(pool.Path, f)).Any())
+                    .Order(StringComparer.Ordinal).ToList()
                 : [];
             if (files.Count > 0)
                 throw AgentProblemException.Conflict(

@@ -1,4 +1,5 @@
 using Kvm.Agent.Host;
+using Kvm.Agent.Images;
 using Kvm.Agent.Problems;
 using Kvm.Agent.Qemu;
 using Kvm.Model;
@@ -8,7 +9,8 @@ namespace Kvm.Agent.Storage;
 
 /// <summary>
 /// Storage as the VM lifecycle sees it: inline disks (<c>vm-{id}-disk-{slot}.{format}</c> in their pool),
-/// volumes and ISOs by <c>volume_id</c>, and the per-VM EFI variable store copied from an OVMF template.
+/// volumes and ISOs by <c>volume_id</c>, and the per-VM EFI variable store copied from an OVMF template. An inline disk
+/// with <c>image_id</c> starts as a full copy of the image or a qcow2 overlay on it; after that it is an inline disk like any other.
 /// </summary>
 public sealed class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuImg, IServiceProvider services) : IVmStorage
 {
@@ -75,18 +77,19 @@ public sealed class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuI
         {
             foreach (var disk in inline)
             {
-                var (path, format, bytes, preallocation, pool) = disk!;
+                var (path, format, size, preallocation, pool) = disk!;
                 using var held = await _locks.AcquireAsync(path, cancellationToken);
                 if (!SafeFile.EntryExists(path))
                 {
-                    Volumes.CheckSpace(pool, Path.GetFileName(path), bytes, preallocation);
-                    if (await qemuImg.CreateAsync(path, format, bytes, preallocation, cancellationToken))
+                    if (disk.ImageId is not null ? await CreateFromImageAsync(disk, cancellationToken) : await CreateEmptyAsync(disk, cancellationToken))
                     {
                         created.Add(path);
                         continue;
                     }
                 }
                 CheckInside(pool, path, disk.Attribute);
+                if (size is not { } bytes)
+                    continue;
                 var info = await qemuImg.InfoAsync(path, format, cancellationToken);
                 if (info.VirtualSize < bytes)
                 {
@@ -150,9 +153,30 @@ public sealed class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuI
         return Task.FromResult(SafeFile.CopyNew(source, path));
     }
 
-    private sealed record InlineDisk(string Path, string Format, long Bytes, string Preallocation, PoolDir Pool)
+    private sealed record InlineDisk(string Path, string Format, long? Bytes, string Preallocation, PoolDir Pool)
     {
         public required string Attribute { get; init; }
+        public string? ImageId { get; init; }
+        public bool LinkedClone { get; init; }
+    }
+
+    private async Task<bool> CreateEmptyAsync(InlineDisk disk, CancellationToken cancellationToken)
+    {
+        Volumes.CheckSpace(disk.Pool, Path.GetFileName(disk.Path), disk.Bytes!.Value, disk.Preallocation);
+        return await qemuImg.CreateAsync(disk.Path, disk.Format, disk.Bytes.Value, disk.Preallocation, cancellationToken);
+    }
+
+    private async Task<bool> CreateFromImageAsync(InlineDisk disk, CancellationToken cancellationToken)
+    {
+        var at = AttrPath.Parse(disk.Attribute);
+        var images = services.GetService<Images.Images>()
+            ?? throw AgentProblemException.Invalid(at.Attr("image_id").ToString(), "this agent has no image feature.");
+        var image = images.Find(disk.ImageId!)
+            ?? throw AgentProblemException.Invalid(at.Attr("image_id").ToString(), $"no image \"{disk.ImageId}\".");
+        if (disk.Bytes is { } bytes && bytes < image.VirtualSize)
+            throw AgentProblemException.Invalid(at.Attr("size_gib").ToString(),
+                $"{bytes / GiB} GiB is smaller than image \"{image.ImageId}\" ({image.VirtualSize / (double)GiB:0.##} GiB); a disk can only be as large as its image or larger.");
+        return await qemuImg.CreateFromImageAsync(disk.Path, disk.Format, image.Path, image.Format, disk.LinkedClone, disk.Bytes, cancellationToken);
     }
 
     private InlineDisk? Inline(long vmId, string slot, DiskSpec disk, AttrPath at, List<ProblemError> errors)
@@ -162,13 +186,18 @@ public sealed class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuI
             errors.Add(new ProblemError(at.Attr("pool").ToString(), $"no storage pool named \"{disk.Pool}\"."));
             return null;
         }
-        if (!QemuImg.Formats.Contains(disk.Format!) || disk.SizeGib is null)
+        if (!QemuImg.Formats.Contains(disk.Format!) || (disk.SizeGib is null && disk.ImageId is null))
         {
-            errors.Add(new ProblemError(at.ToString(), "an inline disk needs size_gib and a format qcow2, raw or vmdk."));
+            errors.Add(new ProblemError(at.ToString(), "an inline disk needs size_gib (or image_id) and a format qcow2, raw or vmdk."));
             return null;
         }
         var path = Path.Combine(pool.Path, Volumes.InlineDiskName(vmId, slot, disk.Format!));
-        return new InlineDisk(path, disk.Format!, disk.SizeGib.Value * GiB, disk.Preallocation!, pool) { Attribute = at.ToString() };
+        return new InlineDisk(path, disk.Format!, disk.SizeGib * GiB, disk.Preallocation!, pool)
+        {
+            Attribute = at.ToString(),
+            ImageId = disk.ImageId,
+            LinkedClone = disk.LinkedClone == true,
+        };
     }
 
     private async Task<VolumeFile?> FindAsync(string volumeId, AttrPath at, List<ProblemError> errors, CancellationToken cancellationToken)

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using Kvm.Agent.Host;
+using Kvm.Agent.Images;
 using Kvm.Agent.Problems;
 using Kvm.Agent.Storage;
 using Kvm.Model;
@@ -31,7 +32,7 @@ internal sealed partial class AgentJsonContext : JsonSerializerContext;
 /// user set, written atomically, cached in memory so reads never touch disk or QEMU. IDs are claimed by
 /// exclusive file creation, so no two creates (threads or agents) can ever get the same one.
 /// </summary>
-public sealed class VmStore : IVolumeUsage
+public sealed class VmStore : IVolumeUsage, IImageUsage
 {
     /// <summary>The lowest automatically allocated VM ID, as in Proxmox.</summary>
     public const long FirstVmId = 100;
@@ -176,6 +177,13 @@ public sealed class VmStore : IVolumeUsage
         .. _vms.Values.SelectMany(v =>
             (v.Spec.Disks ?? []).Where(d => d.Value.VolumeId is not null).Select(d => (v.VmId, d.Key, d.Value.VolumeId!))
             .Concat((v.Spec.Cdroms ?? []).Where(c => c.Value.VolumeId is not null).Select(c => (v.VmId, c.Key, c.Value.VolumeId!))))
+    ];
+
+    /// <inheritdoc />
+    public IReadOnlyList<(long VmId, string Slot, string ImageId)> LinkedClones() =>
+    [
+        .. _vms.Values.SelectMany(v => (v.Spec.Disks ?? []).Where(d => d.Value is { ImageId: not null, LinkedClone: true })
+            .Select(d => (v.VmId, d.Key, d.Value.ImageId!)))
     ];
 
     internal static byte[] Serialize(VmSpec spec) => JsonSerializer.SerializeToUtf8Bytes(spec, SpecJson);

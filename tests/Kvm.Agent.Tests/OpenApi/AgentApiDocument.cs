@@ -38,6 +38,11 @@ public static class AgentApiDocument
         new("get", "/v1/volumes/{pool}/{name}", "getVolume", "One volume.", Response: "Volume", Problems: [404], Tag: "storage"),
         new("put", "/v1/volumes/{pool}/{name}", "updateVolume", "Grow a volume (live while a running VM uses it).", "VolumeSpec", "Volume", Headers: ["If-Match"], Problems: [404, 409, 412, 422], Tag: "storage"),
         new("delete", "/v1/volumes/{pool}/{name}", "deleteVolume", "Delete a volume no VM uses.", Success: 204, Problems: [404, 409], Tag: "storage"),
+        new("get", "/v1/images", "listImages", "Every image of every pool (or of ?pool=).", Response: "Image[]", Query: ["pool"], Problems: [404, 422], Tag: "images"),
+        new("post", "/v1/images", "createImage", "Import an image from an http(s) URL or a host file: streamed, checksum-verified, decompressed, format detected, converted when asked, stored read-only. Runs within the request; a failure leaves nothing behind.",
+            "ImageSpec", "Image", 201, Problems: [400, 409, 422, 500, 507], Tag: "images"),
+        new("get", "/v1/images/{pool}/{name}", "getImage", "One image.", Response: "Image", Problems: [404, 422], Tag: "images"),
+        new("delete", "/v1/images/{pool}/{name}", "deleteImage", "Delete an image no linked clone uses (409 otherwise).", Success: 204, Problems: [404, 409, 422], Tag: "images"),
         new("get", "/v1/storage-pools", "listStoragePools", "Every storage pool.", Response: "StoragePool[]", Tag: "storage"),
         new("post", "/v1/storage-pools", "createStoragePool", "Create a storage pool.", "StoragePoolSpec", "StoragePool", 201, Problems: [400, 409, 422], Tag: "storage"),
         new("get", "/v1/storage-pools/{name}", "getStoragePool", "One storage pool.", Response: "StoragePool", Problems: [404], Tag: "storage"),
@@ -72,7 +77,7 @@ public static class AgentApiDocument
             item[op.Method] = BuildOperation(op);
         }
         var schemas = new JsonObject();
-        foreach (var type in new[] { typeof(HostInfo), typeof(VmSpec), typeof(Vm), typeof(VolumeSpec), typeof(Volume), typeof(StoragePoolSpec), typeof(StoragePool), typeof(NetworkSpec), typeof(Network) })
+        foreach (var type in new[] { typeof(HostInfo), typeof(VmSpec), typeof(Vm), typeof(VolumeSpec), typeof(Volume), typeof(ImageSpec), typeof(Image), typeof(StoragePoolSpec), typeof(StoragePool), typeof(NetworkSpec), typeof(Network) })
             AddObject(schemas, Schemas.For(type), type.Name);
         schemas["VmUpdateResult"] = Obj(("vm", Ref("Vm")), ("changes", new JsonObject { ["type"] = "array", ["items"] = Ref("AppliedChange") }));
         schemas["AppliedChange"] = Obj(("attribute", Str("Attribute path, e.g. disks[\"scsi0\"].size_gib.")),
