@@ -17,6 +17,7 @@ public sealed class AgentBackend : IProviderBackend, IAgentClients, IDisposable
         {
             ["kvm_vm"] = new VmOperations(this),
             ["kvm_volume"] = new VolumeOperations(this),
+            ["kvm_image"] = new ImageOperations(this),
             ["kvm_storage_pool"] = new StoragePoolOperations(this),
             ["kvm_network"] = new NetworkOperations(this),
         };

@@ -57,6 +57,7 @@ public static class TerraformSchema
         ["kvm_vm"] = () => Resource(typeof(Vm), "vm_id", ["serial_log", "mac_addresses", "accelerator"], timeouts: true,
             new Dictionary<string, string[]> { ["mac_addresses"] = ["network_interfaces", "vm_id"], ["accelerator"] = ["kvm"] }),
         ["kvm_volume"] = () => Resource(typeof(Volume), "volume_id", ["volume_id", "path"], timeouts: false),
+        ["kvm_image"] = () => Resource(typeof(Image), "image_id", ["image_id", "path", "format", "virtual_size_bytes", "size_bytes", "sha256"], timeouts: false),
         ["kvm_storage_pool"] = () => Resource(typeof(StoragePool), "name", ["builtin", "capacity_bytes"], timeouts: false),
         ["kvm_network"] = () => Resource(typeof(Network), "name", ["owned"], timeouts: false),
     };

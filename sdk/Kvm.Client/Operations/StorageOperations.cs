@@ -71,12 +71,7 @@ public sealed class VolumeOperations(IAgentClients agents) : ModelOperations<Vol
         }
     }
 
-    private static (string Pool, string Name) Split(string id)
-    {
-        var slash = id.IndexOf('/', StringComparison.Ordinal);
-        return slash > 0 ? (id[..slash], id[(slash + 1)..])
-            : throw new ModelValidationException([new ValidationError("volume_id", $"\"{id}\" is not a volume ID (\"<pool>/<name>\").")]);
-    }
+    private static (string Pool, string Name) Split(string id) => PoolScopedId.Split(id, "volume_id", "a volume ID");
 }
 
 /// <summary>Storage pools: every setting is create-only, so an update only reads back.</summary>
@@ -182,5 +177,66 @@ public sealed class NetworkOperations(IAgentClients agents) : ModelOperations<Ne
         {
             // Already gone.
         }
+    }
+}
+
+/// <summary>Images: every input is create-only (an import), so an update only reads back; id <c>pool/name</c>.</summary>
+public sealed class ImageOperations(IAgentClients agents) : ModelOperations<Image, ImageSpec>("image_id")
+{
+    /// <inheritdoc />
+    public override async Task<JsonObject> CreateAsync(string host, JsonObject config, CancellationToken cancellationToken)
+    {
+        var spec = SpecOf(config);
+        ThrowIfInvalid(Validator.Validate(spec));
+        var client = agents.For(host);
+        var created = await client.CreateImageAsync(spec, cancellationToken).ConfigureAwait(false);
+        var (pool, name) = Split(created.Value.ImageId ?? $"{spec.Pool ?? "default"}/{spec.Name}");
+        return ToJson((await client.GetImageAsync(pool, name, cancellationToken).ConfigureAwait(false)).Value);
+    }
+
+    /// <inheritdoc />
+    public override async Task<JsonObject?> ReadAsync(string host, string id, CancellationToken cancellationToken)
+    {
+        var (pool, name) = Split(id);
+        try
+        {
+            return ToJson((await agents.For(host).GetImageAsync(pool, name, cancellationToken).ConfigureAwait(false)).Value);
+        }
+        catch (KvmApiException e) when (e.IsNotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <inheritdoc />
+    public override async Task<JsonObject> UpdateAsync(string host, string id, JsonObject prior, JsonObject config, CancellationToken cancellationToken) =>
+        await ReadAsync(host, id, cancellationToken).ConfigureAwait(false)
+            ?? throw new KvmApiException(HttpStatusCode.NotFound, new Problem { Type = ProblemTypes.NotFound, Title = "Not found", Detail = $"Image \"{id}\" no longer exists." });
+
+    /// <inheritdoc />
+    public override async Task DeleteAsync(string host, string id, JsonObject prior, CancellationToken cancellationToken)
+    {
+        var (pool, name) = Split(id);
+        try
+        {
+            await agents.For(host).DeleteImageAsync(pool, name, cancellationToken).ConfigureAwait(false);
+        }
+        catch (KvmApiException e) when (e.IsNotFound)
+        {
+            // Already gone.
+        }
+    }
+
+    private static (string Pool, string Name) Split(string id) => PoolScopedId.Split(id, "image_id", "an image ID");
+}
+
+/// <summary>IDs of things that live in a pool: <c>pool/name</c>.</summary>
+internal static class PoolScopedId
+{
+    public static (string Pool, string Name) Split(string id, string attribute, string what)
+    {
+        var slash = id.IndexOf('/', StringComparison.Ordinal);
+        return slash > 0 ? (id[..slash], id[(slash + 1)..])
+            : throw new ModelValidationException([new ValidationError(attribute, $"\"{id}\" is not {what} (\"<pool>/<name>\").")]);
     }
 }

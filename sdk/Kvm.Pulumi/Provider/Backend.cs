@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
 using Kvm.Client;
+using Kvm.Client.Operations;
+using Kvm.Model;
 using Kvm.Protocol.Grpc;
 
 namespace Kvm.Pulumi.Provider;
@@ -18,23 +20,45 @@ public interface IKvmBackend
     Task<JsonObject> ReadHostAsync(string host, CancellationToken cancellationToken);
 }
 
-/// <summary>The one place the plugin meets the agent client.</summary>
+/// <summary>The one place the plugin meets the agent client: the lifecycles shared with the Terraform plugin.</summary>
 public static class AgentBackend
 {
-    /// <summary>
-    /// The backend for a configured provider. Until the agent client lands (Kvm.Client's
-    /// implementation of <see cref="IResourceOperations"/>), every agent call fails cleanly with
-    /// UNAVAILABLE: nothing happened, and Check, Diff and previews work without an agent.
-    /// </summary>
-    public static IKvmBackend Create(ProviderSettings settings) => new UnavailableBackend(settings);
+    /// <summary>The backend for a configured provider.</summary>
+    public static IKvmBackend Create(ProviderSettings settings) => new Backend(settings);
 
-    private sealed class UnavailableBackend(ProviderSettings settings) : IKvmBackend
+    private sealed class Backend : IKvmBackend
     {
-        public IResourceOperations Resource(Type modelType) => throw Unavailable();
+        private readonly AgentClients _clients;
+        private readonly Dictionary<Type, IResourceOperations> _resources;
+        private readonly HostLookup _host;
 
-        public Task<JsonObject> ReadHostAsync(string host, CancellationToken cancellationToken) => throw Unavailable();
+        public Backend(ProviderSettings settings)
+        {
+            _clients = new AgentClients(host => EndpointFor(settings, host), settings.Token);
+            _resources = new()
+            {
+                [typeof(Vm)] = new VmOperations(_clients),
+                [typeof(Volume)] = new VolumeOperations(_clients),
+                [typeof(Image)] = new ImageOperations(_clients),
+                [typeof(StoragePool)] = new StoragePoolOperations(_clients),
+                [typeof(Network)] = new NetworkOperations(_clients),
+            };
+            _host = new HostLookup(_clients);
+        }
 
-        private GrpcException Unavailable() => new(StatusCode.Unavailable,
-            $"this build of pulumi-resource-kvm has no kvm-agent client, so it cannot reach {settings.Endpoint ?? "the agent"}.");
+        public IResourceOperations Resource(Type modelType) => _resources[modelType];
+
+        public Task<JsonObject> ReadHostAsync(string host, CancellationToken cancellationToken) =>
+            _host.ReadAsync(host, [], cancellationToken);
+
+        // "" is the provider's own endpoint; other hosts are keys of its hosts map (Check refuses unknown ones).
+        private static Uri EndpointFor(ProviderSettings settings, string host)
+        {
+            var endpoint = host.Length == 0 ? settings.Endpoint : settings.Hosts.GetValueOrDefault(host);
+            return endpoint is not null ? new Uri(endpoint)
+                : throw new GrpcException(StatusCode.FailedPrecondition, host.Length == 0
+                    ? "kvm:endpoint is not set (nor KVM_ENDPOINT)."
+                    : $"host \"{host}\" is not in kvm:hosts.");
+        }
     }
 }
