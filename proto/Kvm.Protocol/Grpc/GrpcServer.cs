@@ -40,6 +40,17 @@ public sealed class GrpcServerOptions
 /// </summary>
 public sealed class GrpcServer : IAsyncDisposable
 {
+    /// <summary>
+    /// How long a connection may sit without streams (before its first call, or between calls)
+    /// before Kestrel closes it with GOAWAY(NO_ERROR). Kestrel's own default (130 s) would drop
+    /// the host's idle connections, so this is "never in a plugin's life" — but finite on purpose:
+    /// Kestrel stores <see cref="Timeout.InfiniteTimeSpan"/> as <see cref="TimeSpan.MaxValue"/>, and
+    /// the HTTP/2 connection adds that to the heartbeat's current timestamp, which overflows into
+    /// the past. The keep-alive timeout then fires on the next heartbeat (≤ 1 s), so every new or
+    /// idle connection was closed, racing the client's first request on it.
+    /// </summary>
+    internal static readonly TimeSpan IdleConnectionTimeout = TimeSpan.FromDays(365);
+
     private readonly KestrelServer _kestrel;
     private readonly CancellationTokenSource _stopping;
     private int _stopped;
@@ -82,7 +93,7 @@ public sealed class GrpcServer : IAsyncDisposable
         // limits would cut them (and the connection) off.
         limits.MinRequestBodyDataRate = null;
         limits.MinResponseDataRate = null;
-        limits.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
+        limits.KeepAliveTimeout = IdleConnectionTimeout;
         limits.Http2.MaxStreamsPerConnection = 1000;
         // Larger windows let a 20+ MiB schema or state move without a round trip per 64 KiB.
         limits.Http2.InitialConnectionWindowSize = 8 * 1024 * 1024;
