@@ -23,7 +23,10 @@ cli.InstallHelpExamples(root);
 
 var vmOptionNames = root.Subcommands.Where(c => c.Name is "create" or "set")
     .SelectMany(c => c.Options).SelectMany(o => o.Aliases.Prepend(o.Name)).ToHashSet(StringComparer.Ordinal);
-var parsed = root.Parse(QmArguments.Normalize(args, vmOptionNames));
+var flagNames = root.Subcommands.Where(c => c.Name is "create" or "set")
+    .SelectMany(c => c.Options).Where(o => o.ValueType == typeof(bool) || o.ValueType == typeof(bool?))
+    .SelectMany(o => o.Aliases.Prepend(o.Name)).ToHashSet(StringComparer.Ordinal);
+var parsed = root.Parse(QmArguments.Normalize(args, vmOptionNames, flagNames));
 if (parsed.Action is ParseErrorAction)
 {
     var atRoot = parsed.CommandResult.Command == root;

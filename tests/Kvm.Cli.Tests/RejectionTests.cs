@@ -33,7 +33,7 @@ public sealed class RejectionTests : IAsyncLifetime
         { ["create", "300", "--name", "-bad-"], "--name -bad-" },
         { ["create", "300", "--name", "web", "--disk", "scsi0=1G,cache=fast"], "--disk scsi0=1G,cache=fast" },
         { ["create", "300", "--name", "web", "--initrd", "/boot/initrd.img"], "--initrd /boot/initrd.img" },
-        { ["create", "300", "--name", "web", "--kvm", "maybe"], "--kvm" },
+        { ["create", "300", "--name", "web", "--kvm", "maybe"], "'maybe'" },
         { ["create", "3x0", "--name", "web"], "VM ID \"3x0\"" },
         { ["create", "50", "--name", "web"], "ID 50" },
         { ["set", "200", "--memory", "8"], "--memory 8" },
@@ -41,7 +41,7 @@ public sealed class RejectionTests : IAsyncLifetime
         { ["set", "200", "--delete", "scsi7"], "--delete scsi7" },
         { ["set", "200"], "nothing to change" },
         { ["frobnicate", "200"], "unknown verb \"frobnicate\"" },
-        { ["start"], "ID" },
+        { ["start"], "Required argument missing for command: 'start'" },
         { ["list", "--output", "xml"], "--output \"xml\"" },
     };
 

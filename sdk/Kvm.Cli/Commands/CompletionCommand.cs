@@ -14,7 +14,7 @@ public static class CompletionCommand
         var shell = new Argument<string>("SHELL") { Description = "Shell: bash (zsh can load it through bashcompinit).", DefaultValueFactory = _ => "bash" };
         shell.AcceptOnlyFromAmong("bash");
         var command = cli.Examples(new Command("completion", "Print a shell completion script.") { shell },
-            "source <(kvmctl completion bash)", "kvmctl completion bash > /etc/bash_completion.d/kvmctl");
+            "kvmctl completion bash > /etc/bash_completion.d/kvmctl", "source <(kvmctl completion bash)");
         command.SetAction(parsed =>
         {
             cli.Out.Write(Bash);

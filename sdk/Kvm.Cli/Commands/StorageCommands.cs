@@ -40,7 +40,7 @@ public static class StorageCommands
             }
             var table = new Table("VOLUME", "FORMAT", "SIZE", "USED", "ATTACHED TO");
             foreach (var v in volumes)
-                table.Add(v.VolumeId ?? $"{v.Pool}/{v.Name}", v.Format ?? "", Formats.Bytes(v.CapacityBytes ?? v.SizeGib * 1024L * 1024 * 1024), Formats.Bytes(v.AllocationBytes), string.Join(", ", v.AttachedTo ?? []));
+                table.Add(v.VolumeId ?? $"{v.Pool}/{v.Name}", v.Format ?? "qcow2", Formats.Bytes(v.CapacityBytes ?? v.SizeGib * 1024L * 1024 * 1024), Formats.Bytes(v.AllocationBytes), string.Join(", ", v.AttachedTo ?? []));
             if (table.Count == 0)
                 cli.Err.WriteLine("no volumes. Create one: kvmctl volumes create data.qcow2 --size 20G");
             else

@@ -139,7 +139,7 @@ public static class VmCommands
             }
             if (format != Format.Table)
             {
-                Formats.Write(cli.Out, facts, format);
+                Formats.Write(cli.Out, (JsonNode)facts, format);
                 return ExitCodes.Ok;
             }
             cli.Out.WriteLine($"status: {Terminal.Paint(vm.Status ?? "unknown", Terminal.ForStatus(vm.Status), Terminal.ColorOut)}");

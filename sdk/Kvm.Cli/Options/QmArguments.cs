@@ -12,7 +12,7 @@ public static partial class QmArguments
     private static readonly HashSet<string> GlobalOptionsWithValue = ["--endpoint", "--token", "--token-file"];
 
     /// <summary>The rewritten arguments; <paramref name="knownLongOptions"/> are the create/set option names.</summary>
-    public static string[] Normalize(string[] args, ISet<string> knownLongOptions)
+    public static string[] Normalize(string[] args, ISet<string> knownLongOptions, ISet<string> flagOptions)
     {
         var verb = VerbIndex(args);
         if (verb < 0 || args[verb] is not ("create" or "set"))
@@ -38,15 +38,28 @@ public static partial class QmArguments
                 result.Add($"{name}={value}");
                 continue;
             }
-            if (name is not null && !arg.StartsWith("--", StringComparison.Ordinal) && knownLongOptions.Contains("--" + name))
+            if (name is not null && knownLongOptions.Contains("--" + name))
             {
                 result.Add("--" + name);
+                // The parser only takes true/false after a flag; qm writes 1/0.
+                if (flagOptions.Contains("--" + name) && i + 1 < args.Length && BoolWord(args[i + 1]) is { } flag)
+                {
+                    result.Add(flag);
+                    i++;
+                }
                 continue;
             }
             result.Add(arg);
         }
         return [.. result];
     }
+
+    private static string? BoolWord(string text) => text.ToLowerInvariant() switch
+    {
+        "1" or "on" or "yes" or "true" => "true",
+        "0" or "off" or "no" or "false" => "false",
+        _ => null,
+    };
 
     private static int VerbIndex(string[] args)
     {
