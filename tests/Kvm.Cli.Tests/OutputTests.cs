@@ -6,18 +6,24 @@ using Kvm.Model;
 namespace Kvm.Cli.Tests;
 
 /// <summary>Output for scripts (every read verb's --output json parses), for people (help with examples), and for shells (completion).</summary>
-public sealed class OutputTests : IAsyncLifetime
+public sealed class OutputTests(OutputTests.Fixture fixture) : IClassFixture<OutputTests.Fixture>
 {
-    private CliAgent _agent = null!;
-
-    public async Task InitializeAsync()
+    /// <summary>One agent for the class with one stopped VM whose ID the agent allocated.</summary>
+    public sealed class Fixture : IAsyncLifetime
     {
-        _agent = await CliAgent.StartAsync();
-        var created = await _agent.RunAsync("create", "--name", "auto", "--memory", "64", "--disk", "scsi0=1G");
-        Assert.True(created.ExitCode == 0, created.ToString());
+        public CliAgent Agent { get; private set; } = null!;
+
+        public async Task InitializeAsync()
+        {
+            Agent = await CliAgent.StartAsync();
+            var created = await Agent.RunAsync("create", "--name", "auto", "--memory", "64", "--disk", "scsi0=1G");
+            Assert.True(created.ExitCode == 0, created.ToString());
+        }
+
+        public async Task DisposeAsync() => await Agent.DisposeAsync();
     }
 
-    public async Task DisposeAsync() => await _agent.DisposeAsync();
+    private readonly CliAgent _agent = fixture.Agent;
 
     private async Task<string> Json(params string[] args)
     {
@@ -88,23 +94,6 @@ public sealed class OutputTests : IAsyncLifetime
         Assert.Matches(@"default accelerator:\s+tcg", result.Stdout);
     }
 
-    public static TheoryData<string> Verbs => new()
-    {
-        "list", "show", "create", "set", "status", "start", "stop", "shutdown", "reboot", "reset", "suspend", "resume", "wait",
-        "destroy", "unlock", "volumes", "volumes create", "volumes resize", "volumes delete", "networks", "networks create",
-        "networks delete", "pools", "pools create", "pools delete", "images", "host", "completion",
-    };
-
-    [Theory]
-    [MemberData(nameof(Verbs))]
-    public async Task EveryVerbHasHelpWithAnExample(string verb)
-    {
-        var result = await Kvmctl.RunAsync([.. verb.Split(' '), "--help"], Kvmctl.Environment(null, null));
-        Assert.True(result.ExitCode == 0, result.ToString());
-        Assert.Contains("Usage:", result.Stdout, StringComparison.Ordinal);
-        Assert.Contains("Examples:\n  kvmctl " + verb.Split(' ')[0], result.Stdout, StringComparison.Ordinal);
-    }
-
     [Fact]
     public async Task CompletionPrintsABashScriptUsingTheSuggestDirective()
     {
@@ -141,5 +130,26 @@ public sealed class OutputTests : IAsyncLifetime
         var output = await bash.StandardOutput.ReadToEndAsync();
         await bash.WaitForExitAsync();
         Assert.Equal("status\n", output);
+    }
+}
+
+/// <summary>Help needs no agent: every verb documents itself with an example.</summary>
+public sealed class HelpTests
+{
+    public static TheoryData<string> Verbs => new()
+    {
+        "list", "show", "create", "set", "status", "start", "stop", "shutdown", "reboot", "reset", "suspend", "resume", "wait",
+        "destroy", "unlock", "volumes", "volumes create", "volumes resize", "volumes delete", "networks", "networks create",
+        "networks delete", "pools", "pools create", "pools delete", "images", "host", "completion",
+    };
+
+    [Theory]
+    [MemberData(nameof(Verbs))]
+    public async Task EveryVerbHasHelpWithAnExample(string verb)
+    {
+        var result = await Kvmctl.RunAsync([.. verb.Split(' '), "--help"], Kvmctl.Environment(null, null));
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("Usage:", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("Examples:\n  kvmctl " + verb.Split(' ')[0], result.Stdout, StringComparison.Ordinal);
     }
 }

@@ -1,22 +1,30 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Text.Json;
 using Kvm.Cli.Tests.Support;
+using Kvm.Model;
 
 namespace Kvm.Cli.Tests;
 
 /// <summary>Bad input is refused with a message naming the option and exit 2, and nothing changes on the agent; transport and auth failures are told apart.</summary>
-public sealed class RejectionTests : IAsyncLifetime
+public sealed class RejectionTests(RejectionTests.Fixture fixture) : IClassFixture<RejectionTests.Fixture>
 {
-    private CliAgent _agent = null!;
-
-    public async Task InitializeAsync()
+    /// <summary>One agent for the class, holding one stopped VM (200) that every rejected command must leave alone.</summary>
+    public sealed class Fixture : IAsyncLifetime
     {
-        _agent = await CliAgent.StartAsync();
-        var created = await _agent.RunAsync("create", "200", "--name", "keep", "--memory", "64");
-        Assert.True(created.ExitCode == 0, created.ToString());
+        public CliAgent Agent { get; private set; } = null!;
+
+        public async Task InitializeAsync()
+        {
+            Agent = await CliAgent.StartAsync();
+            var created = await Agent.RunAsync("create", "200", "--name", "keep", "--memory", "64");
+            Assert.True(created.ExitCode == 0, created.ToString());
+        }
+
+        public async Task DisposeAsync() => await Agent.DisposeAsync();
     }
 
-    public async Task DisposeAsync() => await _agent.DisposeAsync();
+    private readonly CliAgent _agent = fixture.Agent;
 
     public static TheoryData<string[], string> BadCreates => new()
     {
@@ -49,7 +57,7 @@ public sealed class RejectionTests : IAsyncLifetime
     [MemberData(nameof(BadCreates))]
     public async Task BadOptionsAreRejectedWithExit2NamingTheOptionAndNothingChanges(string[] args, string named)
     {
-        var before = await _agent.RunAsync("list", "--output", "json");
+        var before = Serialize(await _agent.Client.ListVmsAsync());
         var files = _agent.Listing();
 
         var result = await _agent.RunAsync(args);
@@ -58,7 +66,7 @@ public sealed class RejectionTests : IAsyncLifetime
         Assert.Contains(named, result.Stderr, StringComparison.Ordinal);
         Assert.StartsWith("kvmctl: ", result.Stderr, StringComparison.Ordinal);
         Assert.Equal("", result.Stdout);
-        Assert.Equal(before.Stdout, (await _agent.RunAsync("list", "--output", "json")).Stdout);
+        Assert.Equal(before, Serialize(await _agent.Client.ListVmsAsync()));
         Assert.Equal(files, _agent.Listing());
     }
 
@@ -102,6 +110,7 @@ public sealed class RejectionTests : IAsyncLifetime
     public async Task ATokenFileOptionIsRead()
     {
         var file = Path.Combine(_agent.Root, "cli-token");
+        File.Delete(file);
         await File.WriteAllTextAsync(file, CliAgent.Token + "\n");
         var result = await Kvmctl.RunAsync(["--token-file", file, "list", "-o", "json"], Kvmctl.Environment(_agent.Endpoint.ToString(), null));
         Assert.True(result.ExitCode == 0, result.ToString());
@@ -160,6 +169,8 @@ public sealed class RejectionTests : IAsyncLifetime
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("no persistent lock", result.Stdout, StringComparison.Ordinal);
     }
+
+    private static string Serialize(IReadOnlyList<Vm> vms) => JsonSerializer.Serialize(vms.ToList(), ModelJsonContext.Default.ListVm);
 
     private static int ClosedPort()
     {
