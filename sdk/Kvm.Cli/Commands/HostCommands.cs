@@ -46,11 +46,32 @@ public static class HostCommands
                 ("cpu models", Join(host.CpuModels)),
             };
             var width = rows.Max(r => r.Item1.Length) + 2;
-            foreach (var (key, value) in rows)
-                cli.Out.WriteLine($"{(key + ":").PadRight(width)}{value}");
+            foreach (var (key, value) in rows.Where(r => r.Item2.Length > 0))
+                cli.Out.WriteLine($"{(key + ":").PadRight(width)}{Wrap(value, width, 100)}");
             return ExitCodes.Ok;
         }, ct));
         return command;
+    }
+
+    // Long comma lists (machine types, CPU models) wrap under their value column.
+    private static string Wrap(string text, int indent, int width)
+    {
+        var lines = new List<string>();
+        var line = "";
+        foreach (var word in text.Split(' '))
+        {
+            if (line.Length > 0 && indent + line.Length + 1 + word.Length > width)
+            {
+                lines.Add(line);
+                line = word;
+            }
+            else
+            {
+                line = line.Length == 0 ? word : line + " " + word;
+            }
+        }
+        lines.Add(line);
+        return string.Join("\n" + new string(' ', indent), lines);
     }
 
     /// <summary><c>networks</c> (list) with create and delete.</summary>

@@ -103,7 +103,7 @@ public static class StorageCommands
                 if (output.Get(parsed) is var f && f != Format.Table)
                     Formats.Write(cli.Out, volume, f);
                 else
-                    cli.Out.WriteLine($"volume {volume.VolumeId} created ({volume.SizeGib} GiB {volume.Format}). Attach it: kvmctl set ID --disk scsi1=volume:{volume.VolumeId}");
+                    cli.Out.WriteLine($"volume {volume.VolumeId} created ({volume.SizeGib} GiB {volume.Format ?? "qcow2"}). Attach it: kvmctl set ID --disk scsi1=volume:{volume.VolumeId}");
                 return ExitCodes.Ok;
             }, ct);
         });

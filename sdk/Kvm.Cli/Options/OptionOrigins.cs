@@ -17,8 +17,15 @@ public sealed class OptionOrigins
     public bool IsEmpty => _origins.Count == 0;
 
     /// <summary>The option that set <paramref name="attribute"/> or one of its parents, most specific first; null when none did.</summary>
-    public string? OptionFor(string attribute) =>
-        _origins.Where(o => Covers(o.Path, attribute)).OrderByDescending(o => o.Path.Length).Select(o => o.Option).FirstOrDefault();
+    public string? OptionFor(string attribute)
+    {
+        var covering = _origins.Where(o => Covers(o.Path, attribute)).OrderByDescending(o => o.Path.Length).Select(o => o.Option).FirstOrDefault();
+        if (covering is not null)
+            return covering;
+        // An error about a whole part (the agent's "cpu": too many vCPUs) names every option that set something inside it.
+        var inside = _origins.Where(o => Covers(attribute, o.Path)).Select(o => o.Option).Distinct(StringComparer.Ordinal).ToList();
+        return inside.Count > 0 ? string.Join(", ", inside) : null;
+    }
 
     private static bool Covers(string prefix, string attribute) =>
         attribute.StartsWith(prefix, StringComparison.Ordinal)
@@ -31,6 +38,6 @@ public sealed class OptionOrigins
             return detail;
         return OptionFor(attribute) is { } option
             ? $"{option}: {detail} ({attribute})"
-            : $"{attribute} (current setting, not from an option): {detail}";
+            : $"{attribute}: {detail}";
     }
 }

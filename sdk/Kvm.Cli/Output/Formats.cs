@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization.Metadata;
 using Kvm.Model;
+using Kvm.Model.Schema;
 using YamlDotNet.Core;
 using YamlDotNet.Core.Events;
 
@@ -57,7 +58,7 @@ public static class Formats
     public static void Write<T>(TextWriter writer, T value, Format format)
     {
         var node = JsonSerializer.SerializeToNode(value, (JsonTypeInfo<T>)ModelJson.Indented.GetTypeInfo(typeof(T)));
-        Write(writer, node, format);
+        Write(writer, SettingsFirst(node), format);
     }
 
     /// <summary>Writes a JSON document as JSON (indented) or YAML.</summary>
@@ -69,6 +70,20 @@ public static class Formats
             return;
         }
         writer.WriteLine(node?.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) ?? "null");
+    }
+
+    // Serialization puts a derived record's observed fields (status, pid) before the settings; people read the settings first.
+    private static JsonNode? SettingsFirst(JsonNode? node)
+    {
+        if (node is JsonArray array)
+            return new JsonArray([.. array.Select(item => SettingsFirst(item?.DeepClone()))]);
+        if (node is not JsonObject obj || !obj.ContainsKey("status") && !obj.ContainsKey("vm_id"))
+            return node;
+        var readOnly = Schemas.For<Vm>().Attributes.Where(a => a.Setting.ReadOnly).Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
+        var ordered = new JsonObject();
+        foreach (var (key, value) in obj.Where(p => !readOnly.Contains(p.Key)).Concat(obj.Where(p => readOnly.Contains(p.Key))).ToList())
+            ordered[key] = value?.DeepClone();
+        return ordered;
     }
 
     // Emitting events (not serializing objects) keeps YAML quoting correct without reflection over the model.
