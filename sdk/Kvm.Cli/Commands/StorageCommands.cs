@@ -1,0 +1,246 @@
+using System.CommandLine;
+using Kvm.Cli.Options;
+using Kvm.Cli.Output;
+using Kvm.Client;
+using Kvm.Model;
+using Kvm.Model.Schema;
+using Kvm.Model.Validation;
+
+namespace Kvm.Cli.Commands;
+
+/// <summary>Standalone volumes and storage pools.</summary>
+public static class StorageCommands
+{
+    /// <summary><c>volumes</c> (list) with create, resize, delete.</summary>
+    public static Command Volumes(Cli cli)
+    {
+        var output = Formats.Option(Format.Table, Format.Json, Format.Yaml);
+        var command = cli.Examples(new Command("volumes", "List standalone volumes (VM disks that outlive VMs); see the subcommands to manage them.") { output },
+            "kvmctl volumes", "kvmctl volumes create data.qcow2 --size 20G", "kvmctl volumes resize default/data.qcow2 +10G", "kvmctl volumes delete default/data.qcow2");
+        command.SetAction((parsed, ct) => ListVolumes(cli, parsed, output, ct));
+        var listOutput = Formats.Option(Format.Table, Format.Json, Format.Yaml);
+        var list = cli.Examples(new Command("list", "List volumes.") { listOutput }, "kvmctl volumes list --output json");
+        list.SetAction((parsed, ct) => ListVolumes(cli, parsed, listOutput, ct));
+        command.Subcommands.Add(list);
+        command.Subcommands.Add(CreateVolume(cli));
+        command.Subcommands.Add(ResizeVolume(cli));
+        command.Subcommands.Add(DeleteVolume(cli));
+        return command;
+    }
+
+    private static Task<int> ListVolumes(Cli cli, ParseResult parsed, OutputOption output, CancellationToken ct) =>
+        cli.RunAsync(parsed, Cli.Quick, async (client, token) =>
+        {
+            var volumes = await client.ListVolumesAsync(token);
+            var format = output.Get(parsed);
+            if (format != Format.Table)
+            {
+                Formats.Write(cli.Out, volumes.ToList(), format);
+                return ExitCodes.Ok;
+            }
+            var table = new Table("VOLUME", "FORMAT", "SIZE", "USED", "ATTACHED TO");
+            foreach (var v in volumes)
+                table.Add(v.VolumeId ?? $"{v.Pool}/{v.Name}", v.Format ?? "qcow2", Formats.Bytes(v.CapacityBytes ?? v.SizeGib * 1024L * 1024 * 1024), Formats.Bytes(v.AllocationBytes), string.Join(", ", v.AttachedTo ?? []));
+            if (table.Count == 0)
+                cli.Err.WriteLine("no volumes. Create one: kvmctl volumes create data.qcow2 --size 20G");
+            else
+                table.Write(cli.Out, Terminal.ColorOut);
+            return ExitCodes.Ok;
+        }, ct);
+
+    private static Argument<string> VolumeRef() => new("VOLUME") { Description = "POOL/NAME, or NAME in the default pool." };
+
+    private static (string Pool, string Name) Split(string reference)
+    {
+        var slash = reference.IndexOf('/', StringComparison.Ordinal);
+        return slash < 0 ? ("default", reference) : (reference[..slash], reference[(slash + 1)..]);
+    }
+
+    private static Command CreateVolume(Cli cli)
+    {
+        var name = VolumeRef();
+        var size = new Option<string>("--size") { Description = "Size: 20G, 1T, or whole GiB.", HelpName = "SIZE", Required = true };
+        var format = new Option<string?>("--format") { Description = "qcow2 (default) or raw.", HelpName = "FORMAT" };
+        var preallocation = new Option<string?>("--preallocation") { Description = "off (default), metadata, falloc, full.", HelpName = "MODE" };
+        var output = Formats.Option(Format.Table, Format.Json, Format.Yaml);
+        var command = cli.Examples(new Command("create", "Create a standalone volume; attach it with --disk SLOT=volume:POOL/NAME.") { name, size, format, preallocation, output },
+            "kvmctl volumes create data.qcow2 --size 20G", "kvmctl volumes create fast/scratch.raw --size 100G --format raw --preallocation falloc");
+        command.SetAction((parsed, ct) =>
+        {
+            var (pool, volumeName) = Split(parsed.GetValue(name)!);
+            var origins = new OptionOrigins();
+            var spec = new VolumeSpec { Name = volumeName, Pool = pool, Format = parsed.GetValue(format), Preallocation = parsed.GetValue(preallocation) };
+            origins.Record(AttrPath.Root.Attr("name"), $"VOLUME {parsed.GetValue(name)}");
+            origins.Record(AttrPath.Root.Attr("pool"), $"VOLUME {parsed.GetValue(name)}");
+            origins.Record(AttrPath.Root.Attr("format"), $"--format {spec.Format}");
+            origins.Record(AttrPath.Root.Attr("preallocation"), $"--preallocation {spec.Preallocation}");
+            origins.Record(AttrPath.Root.Attr("size_gib"), $"--size {parsed.GetValue(size)}");
+            try
+            {
+                spec.SizeGib = DeviceSyntax.SizeGib(parsed.GetValue(size)!);
+                Cli.ThrowIfInvalid(Validator.Validate(spec), origins);
+            }
+            catch (FormatException e)
+            {
+                return Task.FromResult(cli.Fail(CliException.Usage($"--size {parsed.GetValue(size)}: {e.Message}")));
+            }
+            catch (CliException e)
+            {
+                return Task.FromResult(cli.Fail(e));
+            }
+            return cli.RunAsync(parsed, TimeSpan.FromMinutes(30), async (client, token) =>
+            {
+                Volume volume;
+                try
+                {
+                    using (Progress.Start("creating the volume"))
+                        volume = (await client.CreateVolumeAsync(spec, Guid.NewGuid().ToString("N"), token)).Value;
+                }
+                catch (KvmApiException e)
+                {
+                    throw Cli.Problem(e, origins);
+                }
+                if (output.Get(parsed) is var f && f != Format.Table)
+                    Formats.Write(cli.Out, volume, f);
+                else
+                    cli.Out.WriteLine($"volume {volume.VolumeId} created ({volume.SizeGib} GiB {volume.Format ?? "qcow2"}). Attach it: kvmctl set ID --disk scsi1=volume:{volume.VolumeId}");
+                return ExitCodes.Ok;
+            }, ct);
+        });
+        return command;
+    }
+
+    private static Command ResizeVolume(Cli cli)
+    {
+        var name = VolumeRef();
+        var size = new Argument<string>("SIZE") { Description = "New size (30G) or growth (+10G). Volumes only grow." };
+        var output = Formats.Option(Format.Table, Format.Json, Format.Yaml);
+        var command = cli.Examples(new Command("resize", "Grow a volume (live while a running VM uses it), like qm resize.") { name, size, output },
+            "kvmctl volumes resize default/data.qcow2 +10G", "kvmctl volumes resize data.qcow2 50G");
+        command.SetAction((parsed, ct) =>
+        {
+            var text = parsed.GetValue(size)!;
+            long amount;
+            try
+            {
+                amount = DeviceSyntax.SizeGib(text.TrimStart('+'));
+            }
+            catch (FormatException e)
+            {
+                return Task.FromResult(cli.Fail(CliException.Usage($"SIZE {text}: {e.Message}")));
+            }
+            return cli.RunAsync(parsed, TimeSpan.FromMinutes(10), async (client, token) =>
+            {
+                var (pool, volumeName) = Split(parsed.GetValue(name)!);
+                var (current, etag) = await client.GetVolumeAsync(pool, volumeName, token);
+                var spec = new VolumeSpec { Name = current.Name, Pool = current.Pool, SizeGib = text.StartsWith('+') ? current.SizeGib + amount : amount, Format = current.Format, Preallocation = current.Preallocation };
+                var origins = new OptionOrigins();
+                origins.Record(AttrPath.Root.Attr("size_gib"), $"SIZE {text}");
+                Cli.ThrowIfInvalid([.. Validator.Validate(spec), .. spec.ValidateUpdate(current)], origins);
+                Volume volume;
+                try
+                {
+                    volume = (await client.UpdateVolumeAsync(pool, volumeName, spec, etag, token)).Value;
+                }
+                catch (KvmApiException e)
+                {
+                    throw Cli.Problem(e, origins);
+                }
+                if (output.Get(parsed) is var f && f != Format.Table)
+                    Formats.Write(cli.Out, volume, f);
+                else
+                    cli.Out.WriteLine($"volume {volume.VolumeId} is now {volume.SizeGib} GiB.");
+                return ExitCodes.Ok;
+            }, ct);
+        });
+        return command;
+    }
+
+    private static Command DeleteVolume(Cli cli)
+    {
+        var name = VolumeRef();
+        var command = cli.Examples(new Command("delete", "Delete a volume (refused while a VM uses it).") { name }, "kvmctl volumes delete default/data.qcow2");
+        command.SetAction((parsed, ct) => cli.RunAsync(parsed, TimeSpan.FromMinutes(5), async (client, token) =>
+        {
+            var (pool, volumeName) = Split(parsed.GetValue(name)!);
+            await client.DeleteVolumeAsync(pool, volumeName, token);
+            cli.Out.WriteLine($"volume {pool}/{volumeName} deleted.");
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+
+    /// <summary><c>pools</c> (list) with create and delete.</summary>
+    public static Command Pools(Cli cli)
+    {
+        var output = Formats.Option(Format.Table, Format.Json, Format.Yaml);
+        var command = cli.Examples(new Command("pools", "List storage pools (directories that hold volumes, inline disks and ISOs).") { output },
+            "kvmctl pools", "kvmctl pools create fast --path /srv/fast", "kvmctl pools delete fast");
+        command.SetAction((parsed, ct) => ListPools(cli, parsed, output, ct));
+        var listOutput = Formats.Option(Format.Table, Format.Json, Format.Yaml);
+        var list = cli.Examples(new Command("list", "List storage pools.") { listOutput }, "kvmctl pools list -o json");
+        list.SetAction((parsed, ct) => ListPools(cli, parsed, listOutput, ct));
+        command.Subcommands.Add(list);
+
+        var name = new Argument<string>("NAME") { Description = "Pool name." };
+        var path = new Option<string>("--path") { Description = "Absolute directory on the agent's host; created when missing.", HelpName = "DIR", Required = true };
+        var create = cli.Examples(new Command("create", "Create a directory storage pool.") { name, path }, "kvmctl pools create fast --path /srv/fast");
+        create.SetAction((parsed, ct) =>
+        {
+            var spec = new StoragePoolSpec { Name = parsed.GetValue(name), Path = parsed.GetValue(path), Type = "dir" };
+            var origins = new OptionOrigins();
+            origins.Record(AttrPath.Root.Attr("name"), $"NAME {spec.Name}");
+            origins.Record(AttrPath.Root.Attr("path"), $"--path {spec.Path}");
+            try
+            {
+                Cli.ThrowIfInvalid(Validator.Validate(spec), origins);
+            }
+            catch (CliException e)
+            {
+                return Task.FromResult(cli.Fail(e));
+            }
+            return cli.RunAsync(parsed, Cli.Quick, async (client, token) =>
+            {
+                try
+                {
+                    var pool = (await client.CreateStoragePoolAsync(spec, token)).Value;
+                    cli.Out.WriteLine($"pool {pool.Name} created at {pool.Path}.");
+                }
+                catch (KvmApiException e)
+                {
+                    throw Cli.Problem(e, origins);
+                }
+                return ExitCodes.Ok;
+            }, ct);
+        });
+        command.Subcommands.Add(create);
+
+        var deleteName = new Argument<string>("NAME") { Description = "Pool name." };
+        var delete = cli.Examples(new Command("delete", "Delete a storage pool (the built-in default pool stays).") { deleteName }, "kvmctl pools delete fast");
+        delete.SetAction((parsed, ct) => cli.RunAsync(parsed, Cli.Quick, async (client, token) =>
+        {
+            await client.DeleteStoragePoolAsync(parsed.GetValue(deleteName)!, token);
+            cli.Out.WriteLine($"pool {parsed.GetValue(deleteName)} deleted.");
+            return ExitCodes.Ok;
+        }, ct));
+        command.Subcommands.Add(delete);
+        return command;
+    }
+
+    private static Task<int> ListPools(Cli cli, ParseResult parsed, OutputOption output, CancellationToken ct) =>
+        cli.RunAsync(parsed, Cli.Quick, async (client, token) =>
+        {
+            var pools = await client.ListStoragePoolsAsync(token);
+            var format = output.Get(parsed);
+            if (format != Format.Table)
+            {
+                Formats.Write(cli.Out, pools.ToList(), format);
+                return ExitCodes.Ok;
+            }
+            var table = new Table("POOL", "TYPE", "PATH", "SIZE", "FREE");
+            foreach (var p in pools)
+                table.Add(p.Name + (p.Builtin == true ? " (built-in)" : ""), p.Type ?? "dir", p.Path ?? "", Formats.Bytes(p.CapacityBytes), Formats.Bytes(p.AvailableBytes));
+            table.Write(cli.Out, Terminal.ColorOut);
+            return ExitCodes.Ok;
+        }, ct);
+}
