@@ -1,6 +1,7 @@
 using Google.Protobuf.WellKnownTypes;
 using Kvm.Protocol.Pulumirpc;
 using Kvm.Pulumi.Tests.Harness;
+using Kvm.Tests.Shared;
 
 namespace Kvm.Pulumi.Tests;
 
@@ -8,24 +9,39 @@ namespace Kvm.Pulumi.Tests;
 /// The engine's full call sequences against a real kvm-agent (research/pulumi.md §4): preview, up
 /// with create, update in place, replace create-before-delete and delete-before-replace, refresh
 /// with drift, destroy and import. The plugin is the real binary; the agent is reached through
-/// AgentBackend (Kvm.Client). Needs KVM_TEST_AGENT_ENDPOINT and KVM_TEST_AGENT_TOKEN.
+/// AgentBackend (Kvm.Client), on a real kvm-agent this class starts (TCG).
 /// </summary>
-public class AgentLifecycleTests
+public sealed class AgentLifecycleTests(AgentLifecycleTests.Agent agent) : IClassFixture<AgentLifecycleTests.Agent>
 {
-    /// <summary>Remove once AgentBackend.Create returns the Kvm.Client backend and scripts/test starts an agent.</summary>
-    private const string Pending = "Needs the agent and its client: wire AgentBackend.Create to Kvm.Client's IResourceOperations, then set KVM_TEST_AGENT_ENDPOINT/KVM_TEST_AGENT_TOKEN.";
+    /// <summary>One real agent for the class; disposing it deletes what the tests left and stops it.</summary>
+    public sealed class Agent : IAsyncLifetime
+    {
+        public AgentProcess Process { get; private set; } = null!;
+
+        public async Task InitializeAsync()
+        {
+            var root = new DirectoryInfo(AppContext.BaseDirectory);
+            while (!File.Exists(Path.Combine(root.FullName, "Provider.sln")))
+                root = root.Parent ?? throw new InvalidOperationException("Provider.sln not found above the test binaries.");
+            Process = await AgentProcess.StartAsync(root.FullName);
+        }
+
+        public Task DisposeAsync()
+        {
+            Process.Dispose();
+            return Task.CompletedTask;
+        }
+    }
 
     private const string VolumeToken = "kvm:index/volume:Volume";
     private const string VmToken = "kvm:index/vm:Vm";
 
     private static Struct Parse(string json) => StructCodecTests.Parse(json);
 
-    private static async Task<EngineSession> ConfiguredSessionAsync()
+    private async Task<EngineSession> ConfiguredSessionAsync()
     {
-        var endpoint = Environment.GetEnvironmentVariable("KVM_TEST_AGENT_ENDPOINT")
-            ?? throw new InvalidOperationException("KVM_TEST_AGENT_ENDPOINT is not set");
         var session = await EngineSession.StartAsync();
-        await session.ConfigureAsync(EngineSession.Config(endpoint, Environment.GetEnvironmentVariable("KVM_TEST_AGENT_TOKEN")));
+        await session.ConfigureAsync(EngineSession.Config(agent.Process.Endpoint, agent.Process.Token));
         return session;
     }
 
@@ -76,7 +92,7 @@ public class AgentLifecycleTests
         Assert.Equal("", read.Id);
     }
 
-    [Fact(Skip = Pending)]
+    [Fact]
     public async Task VolumeLifecycle()
     {
         await using var session = await ConfiguredSessionAsync();
@@ -112,7 +128,7 @@ public class AgentLifecycleTests
         await AssertGoneAsync(session, VolumeToken, "data", volume);
     }
 
-    [Fact(Skip = Pending)]
+    [Fact]
     public async Task VmLifecycleWithRefreshDriftAndImport()
     {
         await using var session = await ConfiguredSessionAsync();

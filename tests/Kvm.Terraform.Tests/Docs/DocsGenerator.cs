@@ -17,6 +17,7 @@ public static class DocsGenerator
     {
         ["kvm_vm"] = ("vm", "quickstart"),
         ["kvm_volume"] = ("volume", "multi-disk"),
+        ["kvm_image"] = ("image", "image"),
         ["kvm_storage_pool"] = ("storage_pool", "storage-pool"),
         ["kvm_network"] = ("network", "lab-network"),
     };

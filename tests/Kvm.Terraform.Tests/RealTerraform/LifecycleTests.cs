@@ -1,3 +1,4 @@
+using Kvm.Tests.Shared;
 using System.Text.Json.Nodes;
 
 namespace Kvm.Terraform.Tests.RealTerraform;

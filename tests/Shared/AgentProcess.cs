@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Kvm.Client;
 
-namespace Kvm.Terraform.Tests.RealTerraform;
+namespace Kvm.Tests.Shared;
 
 /// <summary>
 /// A real kvm-agent on loopback with its own data and run directories, started through its CLI
