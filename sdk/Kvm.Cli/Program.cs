@@ -16,7 +16,7 @@ foreach (var command in VmCommands.All(cli))
 root.Subcommands.Add(StorageCommands.Volumes(cli));
 root.Subcommands.Add(HostCommands.Networks(cli));
 root.Subcommands.Add(StorageCommands.Pools(cli));
-root.Subcommands.Add(HostCommands.Images(cli));
+root.Subcommands.Add(StorageCommands.Images(cli));
 root.Subcommands.Add(HostCommands.Host(cli));
 root.Subcommands.Add(CompletionCommand.Build(cli));
 cli.InstallHelpExamples(root);

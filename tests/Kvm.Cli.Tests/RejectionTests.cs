@@ -155,11 +155,15 @@ public sealed class RejectionTests(RejectionTests.Fixture fixture) : IClassFixtu
     }
 
     [Fact]
-    public async Task ImagesSaysItIsNotAvailableYetWithExit7()
+    public async Task ImagesListsAndAnImportWithoutASourceIsRefusedBeforeAnyCall()
     {
-        var result = await _agent.RunAsync("images");
-        Assert.Equal(7, result.ExitCode);
-        Assert.Contains("images feature", result.Stderr, StringComparison.Ordinal);
+        var listed = await _agent.RunAsync("images", "--output", "json");
+        Assert.True(listed.ExitCode == 0, listed.ToString());
+        Assert.Equal("[]", listed.Stdout.Trim());
+        var refused = await _agent.RunAsync("images", "import", "x.qcow2");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("url", refused.Stderr, StringComparison.Ordinal);
+        Assert.Equal("[]", (await _agent.RunAsync("images", "--output", "json")).Stdout.Trim());
     }
 
     [Fact]

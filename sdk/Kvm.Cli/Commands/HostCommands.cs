@@ -160,15 +160,5 @@ public static class HostCommands
         }, ct);
 
     /// <summary><c>images</c>: says plainly that the agent has no image API yet.</summary>
-    public static Command Images(Cli cli)
-    {
-        var rest = new Argument<string[]>("ARGS") { Arity = ArgumentArity.ZeroOrMore, Hidden = true };
-        var command = cli.Examples(new Command("images", $"Image management (download, import, list cloud images) arrives with the agent's images feature; until then this verb exits {ExitCodes.NotAvailable}.") { rest },
-            "kvmctl images");
-        command.TreatUnmatchedTokensAsErrors = false;
-        command.SetAction(parsed => cli.Run(() => throw new CliException(ExitCodes.NotAvailable,
-            "images are not available yet: kvm-agent has no image API (/v1/images) so far; it arrives with the images feature.",
-            ["meanwhile: copy an image into a pool directory (kvmctl pools shows the paths) and attach it with --disk SLOT=volume:POOL/NAME, or an ISO with --cdrom ide2=POOL/NAME.iso."])));
-        return command;
-    }
+
 }

@@ -170,6 +170,87 @@ public static class StorageCommands
         return command;
     }
 
+    /// <summary><c>images</c> (list) with import and delete.</summary>
+    public static Command Images(Cli cli)
+    {
+        var output = Formats.Option(Format.Table, Format.Json, Format.Yaml);
+        var command = cli.Examples(new Command("images", "List imported images: read-only bases that VM disks copy or clone (disks.*.image_id).") { output },
+            "kvmctl images", "kvmctl images import debian-12.qcow2 --url https://images.lab/debian-12.qcow2 --sha256 HEX", "kvmctl images delete default/debian-12.qcow2");
+        command.SetAction((parsed, ct) => ListImages(cli, parsed, output, ct));
+        var listOutput = Formats.Option(Format.Table, Format.Json, Format.Yaml);
+        var list = cli.Examples(new Command("list", "List images.") { listOutput }, "kvmctl images list --output json");
+        list.SetAction((parsed, ct) => ListImages(cli, parsed, listOutput, ct));
+        command.Subcommands.Add(list);
+        command.Subcommands.Add(ImportImage(cli));
+        command.Subcommands.Add(DeleteImage(cli));
+        return command;
+    }
+
+    private static Task<int> ListImages(Cli cli, ParseResult parsed, OutputOption output, CancellationToken ct) =>
+        cli.RunAsync(parsed, Cli.Quick, async (client, token) =>
+        {
+            var images = await client.ListImagesAsync(token);
+            var format = output.Get(parsed);
+            if (format != Format.Table)
+            {
+                Formats.Write(cli.Out, images.ToList(), format);
+                return ExitCodes.Ok;
+            }
+            var table = new Table("IMAGE", "FORMAT", "VIRTUAL SIZE", "USED", "LINKED CLONES");
+            foreach (var i in images)
+                table.Add(i.ImageId ?? $"{i.Pool}/{i.Name}", i.Format ?? "", Formats.Bytes(i.VirtualSizeBytes), Formats.Bytes(i.SizeBytes), string.Join(", ", i.UsedBy ?? []));
+            if (table.Count == 0)
+                cli.Err.WriteLine("no images. Import one: kvmctl images import NAME --url URL [--sha256 HEX]");
+            else
+                table.Write(cli.Out, Terminal.ColorOut);
+            return ExitCodes.Ok;
+        }, ct);
+
+    private static Command ImportImage(Cli cli)
+    {
+        var name = new Argument<string>("NAME") { Description = "Image file name in its pool, e.g. debian-12.qcow2." };
+        var pool = new Option<string?>("--pool") { Description = "Storage pool (default: default)." };
+        var url = new Option<string?>("--url") { Description = "http(s) URL to download (streamed, decompressed by suffix)." };
+        var source = new Option<string?>("--source-path") { Description = "A file already on the agent's host to copy." };
+        var sha256 = new Option<string?>("--sha256") { Description = "Expected sha256 of the downloaded bytes." };
+        var convert = new Option<string?>("--convert-to") { Description = "qcow2 or raw." };
+        var command = cli.Examples(new Command("import", "Import an image from a URL or a host file (checksum verified; nothing is left behind on failure).") { name, pool, url, source, sha256, convert },
+            "kvmctl images import debian-12.qcow2 --url https://images.lab/debian-12-genericcloud-amd64.qcow2");
+        command.SetAction((parsed, ct) => cli.RunAsync(parsed, TimeSpan.FromHours(1), async (client, token) =>
+        {
+            var spec = new ImageSpec
+            {
+                Name = parsed.GetValue(name),
+                Pool = parsed.GetValue(pool),
+                Url = parsed.GetValue(url),
+                SourcePath = parsed.GetValue(source),
+                Checksum = parsed.GetValue(sha256),
+                ConvertTo = parsed.GetValue(convert),
+            };
+            var errors = Kvm.Model.Validation.Validator.Validate(spec);
+            if (errors.Count > 0)
+                throw new CliException(ExitCodes.Usage, string.Join("; ", errors.Select(e => $"--{e.Attribute.Replace('_', '-')}: {e.Detail}")));
+            var image = (await client.CreateImageAsync(spec, token)).Value;
+            cli.Out.WriteLine($"image {image.ImageId} imported ({image.Format}, {Formats.Bytes(image.VirtualSizeBytes)}).");
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+
+    private static Command DeleteImage(Cli cli)
+    {
+        var image = new Argument<string>("IMAGE") { Description = "POOL/NAME, or NAME in the default pool." };
+        var command = cli.Examples(new Command("delete", "Delete an image (refused while a linked clone uses it).") { image }, "kvmctl images delete default/debian-12.qcow2");
+        command.SetAction((parsed, ct) => cli.RunAsync(parsed, TimeSpan.FromMinutes(5), async (client, token) =>
+        {
+            var (pool, imageName) = Split(parsed.GetValue(image)!);
+            await client.DeleteImageAsync(pool, imageName, token);
+            cli.Out.WriteLine($"image {pool}/{imageName} deleted.");
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+
     /// <summary><c>pools</c> (list) with create and delete.</summary>
     public static Command Pools(Cli cli)
     {
