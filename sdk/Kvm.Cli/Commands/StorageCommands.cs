@@ -227,9 +227,14 @@ public static class StorageCommands
                 Checksum = parsed.GetValue(sha256),
                 ConvertTo = parsed.GetValue(convert),
             };
-            var errors = Kvm.Model.Validation.Validator.Validate(spec);
-            if (errors.Count > 0)
-                throw new CliException(ExitCodes.Usage, string.Join("; ", errors.Select(e => $"--{e.Attribute.Replace('_', '-')}: {e.Detail}")));
+            var origins = new OptionOrigins();
+            origins.Record(AttrPath.Root.Attr("name"), $"NAME {spec.Name}");
+            origins.Record(AttrPath.Root.Attr("pool"), $"--pool {spec.Pool}");
+            origins.Record(AttrPath.Root.Attr("url"), $"--url {spec.Url}");
+            origins.Record(AttrPath.Root.Attr("source_path"), $"--source-path {spec.SourcePath}");
+            origins.Record(AttrPath.Root.Attr("checksum"), $"--sha256 {spec.Checksum}");
+            origins.Record(AttrPath.Root.Attr("convert_to"), $"--convert-to {spec.ConvertTo}");
+            Cli.ThrowIfInvalid(Validator.Validate(spec), origins);
             var image = (await client.CreateImageAsync(spec, token)).Value;
             cli.Out.WriteLine($"image {image.ImageId} imported ({image.Format}, {Formats.Bytes(image.VirtualSizeBytes)}).");
             return ExitCodes.Ok;
