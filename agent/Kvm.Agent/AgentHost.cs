@@ -114,6 +114,7 @@ public static class VmFeature
         services.AddSingleton<Kvm.Agent.Images.IImageUsage>(sp => sp.GetRequiredService<VmStore>());
         services.AddSingleton<VmLocks>();
         services.AddSingleton<VmRuntime>();
+        services.AddSingleton<IOnlineResizer>(sp => sp.GetRequiredService<VmRuntime>());
         services.AddSingleton<VmOperations>();
         return services;
     }

@@ -17,7 +17,7 @@ public static class HostApi
 
     private static Ok<string> Health() => TypedResults.Ok("ok");
 
-    private static Ok<HostInfo> GetHost(HostFacts facts) => TypedResults.Ok(new HostInfo
+    private static Ok<HostInfo> GetHost(HostFacts facts, Kvm.Agent.Storage.StoragePools pools) => TypedResults.Ok(new HostInfo
     {
         Hostname = Environment.MachineName,
         AgentVersion = typeof(HostApi).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0",
@@ -32,5 +32,6 @@ public static class HostApi
         FirmwareTypes = facts.Ovmf.Code4M is not null || facts.Ovmf.Code2M is not null ? ["bios", "uefi"] : ["bios"],
         EfiVarsTemplates = [.. new[] { facts.Ovmf.Vars2M is null ? null : "2m", facts.Ovmf.Vars4M is null ? null : "4m" }.OfType<string>()],
         SecureBootAvailable = facts.Ovmf.Code4MSecure is not null && facts.Ovmf.Vars4MEnrolled is not null,
+        StoragePools = [.. pools.All().Select(p => p.Name)],
     });
 }

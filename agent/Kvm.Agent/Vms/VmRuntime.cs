@@ -36,7 +36,7 @@ public sealed class VmRuntime(
     VmLocks locks,
     ICommandRunner runner,
     ILogger<VmRuntime> logger,
-    IServiceProvider services) : IAsyncDisposable
+    IServiceProvider services) : IOnlineResizer, IAsyncDisposable
 {
     /// <summary>Memory the host keeps for itself: admission refuses a start that would leave less.</summary>
     public const long HostReserveMib = 1024;
@@ -121,7 +121,7 @@ public sealed class VmRuntime(
         Admit(vmId, spec);
         try
         {
-            await LaunchAsync(vmId, spec, clock, cancellationToken);
+            await LaunchAsync(vmId, stored.Spec, spec, clock, cancellationToken);
         }
         finally
         {
@@ -130,11 +130,13 @@ public sealed class VmRuntime(
         }
     }
 
-    private async Task LaunchAsync(long vmId, VmSpec spec, Stopwatch clock, CancellationToken cancellationToken)
+    private async Task LaunchAsync(long vmId, VmSpec userSpec, VmSpec spec, Stopwatch clock, CancellationToken cancellationToken)
     {
         var paths = await ResolvePathsAsync(vmId, spec, cancellationToken);
         var accelerator = AcceleratorFor(spec);
-        var argv = QemuCommand.Build(spec, facts, paths);
+        // The builder validates what the user set and applies the defaults itself: an effective spec would
+        // carry inline-only defaults (format, pool) onto volume disks and fail the cross-field rules.
+        var argv = QemuCommand.Build(userSpec, facts, paths);
 
         PrepareRunDir(paths);
         var qemuLog = QemuLogPath(vmId);
@@ -319,12 +321,26 @@ public sealed class VmRuntime(
         var (disks, _) = await storage.ResolveAsync(vmId, Defaults.Apply(after), cancellationToken);
         if (!disks.TryGetValue(slot, out var file))
             return false;
-        // The builder's node names are its own business: find the node by the image file it opened.
+        return await GrowImageAsync(monitor, file.Path, gib * 1024 * 1024 * 1024, cancellationToken);
+    }
+
+    /// <summary>Grows a standalone volume through the running VM that holds it (QEMU has the image open and locked).</summary>
+    public async Task<bool> TryGrowAsync(string volumeId, string path, long sizeBytes, CancellationToken cancellationToken)
+    {
+        foreach (var (vmId, _, _) in store.VolumeUses().Where(u => u.VolumeId == volumeId))
+            if (MonitorOf(vmId) is { } monitor && await GrowImageAsync(monitor, path, sizeBytes, cancellationToken))
+                return true;
+        return false;
+    }
+
+    private static async Task<bool> GrowImageAsync(VmMonitor monitor, string path, long sizeBytes, CancellationToken cancellationToken)
+    {
+        // The builder's node names are its own business: find the format node over the image file it opened.
         var nodes = await monitor.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }, cancellationToken: cancellationToken) as JsonArray;
-        var node = nodes?.OfType<JsonObject>().FirstOrDefault(n => n["image"]?["filename"]?.GetValue<string>() == file.Path && n["drv"]?.GetValue<string>() == file.Format);
+        var node = nodes?.OfType<JsonObject>().FirstOrDefault(n => n["image"]?["filename"]?.GetValue<string>() == path && n["drv"]?.GetValue<string>() is not ("file" or null));
         if (node?["node-name"]?.GetValue<string>() is not { } nodeName)
             return false;
-        await monitor.ExecuteAsync("block_resize", new JsonObject { ["node-name"] = nodeName, ["size"] = gib * 1024 * 1024 * 1024 }, cancellationToken: cancellationToken);
+        await monitor.ExecuteAsync("block_resize", new JsonObject { ["node-name"] = nodeName, ["size"] = sizeBytes }, cancellationToken: cancellationToken);
         return true;
     }
 

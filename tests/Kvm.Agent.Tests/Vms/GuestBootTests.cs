@@ -81,3 +81,41 @@ public sealed class GuestBootTests : IAsyncLifetime
         Assert.Empty(Directory.EnumerateFileSystemEntries(_agent.RunDir));
     }
 }
+
+/// <summary>A standalone volume grows while the VM that uses it runs: QEMU holds the image, so the agent grows it over QMP.</summary>
+[Collection("qemu")]
+public sealed class OnlineVolumeGrowTests : IAsyncLifetime
+{
+    private TestAgent _agent = null!;
+
+    public async Task InitializeAsync() => _agent = await TestAgent.StartAsync();
+
+    public async Task DisposeAsync() => await _agent.DisposeAsync();
+
+    [Fact]
+    public async Task AVolumeInUseGrowsLiveThroughTheRunningVm()
+    {
+        var client = _agent.Client;
+        var volume = (await client.CreateVolumeAsync(new VolumeSpec { Name = "live.qcow2", SizeGib = 1 })).Value;
+        var vm = (await client.CreateVmAsync(new VmSpec
+        {
+            Name = Specs.UniqueName("grow"),
+            Memory = new MemorySpec { SizeMib = 64 },
+            Display = new DisplaySpec { Vga = "none", Vnc = false },
+            Disks = new() { ["virtio0"] = new DiskSpec { VolumeId = volume.VolumeId } },
+        })).Value;
+        Assert.Equal("running", vm.Status);
+
+        var current = await client.GetVolumeAsync("default", "live.qcow2");
+        var grown = new VolumeSpec { Name = "live.qcow2", SizeGib = 3 };
+        await client.UpdateVolumeAsync("default", "live.qcow2", grown, current.ETag);
+
+        Assert.Equal(3L * 1024 * 1024 * 1024, (await client.GetVolumeAsync("default", "live.qcow2")).Value.CapacityBytes);
+        var after = (await client.GetVmAsync(vm.VmId!.Value)).Value;
+        Assert.Equal("running", after.Status);
+        Assert.Equal(vm.Pid, after.Pid); // grown in place, not by a restart
+
+        await client.DeleteVmAsync(vm.VmId.Value, RunningVmDeletion.Force);
+        await client.DeleteVolumeAsync("default", "live.qcow2");
+    }
+}
