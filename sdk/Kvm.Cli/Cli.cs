@@ -128,6 +128,34 @@ public sealed class Cli(Connection connection, TextWriter output, TextWriter err
         return new CliException(code, $"{title} ({(int)e.Status})", details);
     }
 
+    /// <summary>
+    /// Sends a spec built from options: validated first (nothing is sent when it fails), then
+    /// <paramref name="send"/>, with the agent's attribute errors named by the options that set them.
+    /// </summary>
+    public Task<int> SubmitAsync(ParseResult parsed, TimeSpan budget, object spec, OptionOrigins origins,
+        Func<KvmClient, CancellationToken, Task<int>> send, CancellationToken cancellationToken)
+    {
+        try
+        {
+            ThrowIfInvalid(Validator.Validate(spec), origins);
+        }
+        catch (CliException e)
+        {
+            return Task.FromResult(Fail(e));
+        }
+        return RunAsync(parsed, budget, async (client, token) =>
+        {
+            try
+            {
+                return await send(client, token);
+            }
+            catch (KvmApiException e)
+            {
+                throw Problem(e, origins);
+            }
+        }, cancellationToken);
+    }
+
     /// <summary>kvmctl's own validation of a spec it built: every error names its option; nothing is sent.</summary>
     public static void ThrowIfInvalid(IReadOnlyList<ValidationError> errors, OptionOrigins origins)
     {

@@ -102,25 +102,10 @@ public static class HostCommands
             origins.Record(AttrPath.Root.Attr("address"), $"--address {spec.Address}");
             origins.Record(AttrPath.Root.Attr("mtu"), $"--mtu {spec.Mtu}");
             origins.Record(AttrPath.Root.Attr("vlan_filtering"), "--vlan-filtering");
-            try
+            return cli.SubmitAsync(parsed, Cli.Quick, spec, origins, async (client, token) =>
             {
-                Cli.ThrowIfInvalid(Validator.Validate(spec), origins);
-            }
-            catch (CliException e)
-            {
-                return Task.FromResult(cli.Fail(e));
-            }
-            return cli.RunAsync(parsed, Cli.Quick, async (client, token) =>
-            {
-                try
-                {
-                    var network = (await client.CreateNetworkAsync(spec, token)).Value;
-                    cli.Out.WriteLine($"network {network.Name} created ({network.State}). Use it: --net net0=virtio,bridge={network.Name}");
-                }
-                catch (KvmApiException e)
-                {
-                    throw Cli.Problem(e, origins);
-                }
+                var network = (await client.CreateNetworkAsync(spec, token)).Value;
+                cli.Out.WriteLine($"network {network.Name} created ({network.State}). Use it: --net net0=virtio,bridge={network.Name}");
                 return ExitCodes.Ok;
             }, ct);
         });

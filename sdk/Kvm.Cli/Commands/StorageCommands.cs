@@ -216,7 +216,7 @@ public static class StorageCommands
         var convert = new Option<string?>("--convert-to") { Description = "qcow2 or raw." };
         var command = cli.Examples(new Command("import", "Import an image from a URL or a host file (checksum verified; nothing is left behind on failure).") { name, pool, url, source, sha256, convert },
             "kvmctl images import debian-12.qcow2 --url https://images.lab/debian-12-genericcloud-amd64.qcow2");
-        command.SetAction((parsed, ct) => cli.RunAsync(parsed, TimeSpan.FromHours(1), async (client, token) =>
+        command.SetAction((parsed, ct) =>
         {
             var spec = new ImageSpec
             {
@@ -234,11 +234,13 @@ public static class StorageCommands
             origins.Record(AttrPath.Root.Attr("source_path"), $"--source-path {spec.SourcePath}");
             origins.Record(AttrPath.Root.Attr("checksum"), $"--sha256 {spec.Checksum}");
             origins.Record(AttrPath.Root.Attr("convert_to"), $"--convert-to {spec.ConvertTo}");
-            Cli.ThrowIfInvalid(Validator.Validate(spec), origins);
-            var image = (await client.CreateImageAsync(spec, token)).Value;
-            cli.Out.WriteLine($"image {image.ImageId} imported ({image.Format}, {Formats.Bytes(image.VirtualSizeBytes)}).");
-            return ExitCodes.Ok;
-        }, ct));
+            return cli.SubmitAsync(parsed, TimeSpan.FromHours(1), spec, origins, async (client, token) =>
+            {
+                var image = (await client.CreateImageAsync(spec, token)).Value;
+                cli.Out.WriteLine($"image {image.ImageId} imported ({image.Format}, {Formats.Bytes(image.VirtualSizeBytes)}).");
+                return ExitCodes.Ok;
+            }, ct);
+        });
         return command;
     }
 
@@ -277,25 +279,10 @@ public static class StorageCommands
             var origins = new OptionOrigins();
             origins.Record(AttrPath.Root.Attr("name"), $"NAME {spec.Name}");
             origins.Record(AttrPath.Root.Attr("path"), $"--path {spec.Path}");
-            try
+            return cli.SubmitAsync(parsed, Cli.Quick, spec, origins, async (client, token) =>
             {
-                Cli.ThrowIfInvalid(Validator.Validate(spec), origins);
-            }
-            catch (CliException e)
-            {
-                return Task.FromResult(cli.Fail(e));
-            }
-            return cli.RunAsync(parsed, Cli.Quick, async (client, token) =>
-            {
-                try
-                {
-                    var pool = (await client.CreateStoragePoolAsync(spec, token)).Value;
-                    cli.Out.WriteLine($"pool {pool.Name} created at {pool.Path}.");
-                }
-                catch (KvmApiException e)
-                {
-                    throw Cli.Problem(e, origins);
-                }
+                var pool = (await client.CreateStoragePoolAsync(spec, token)).Value;
+                cli.Out.WriteLine($"pool {pool.Name} created at {pool.Path}.");
                 return ExitCodes.Ok;
             }, ct);
         });
