@@ -108,8 +108,8 @@ public sealed class VmRuntime(
             if (spec.Firmware?.Type == "uefi")
                 errors.Add(new ProblemError("firmware.type", NoStorage + " UEFI needs an EFI variable store."));
         }
-        if (spec.CloudInit is not null && (Seeds is null || Storage is null))
-            errors.Add(new ProblemError("cloud_init", "cloud-init seeds need storage and the seed service, which this agent was started without."));
+        if (spec.CloudInit is not null && Seeds is null)
+            errors.Add(new ProblemError("cloud_init", "cloud-init seeds are not configured on this agent."));
         if (Taps is null)
             foreach (var (slot, nic) in spec.NetworkInterfaces ?? [])
                 if (nic.Bridge is not null)
