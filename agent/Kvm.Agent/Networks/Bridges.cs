@@ -73,6 +73,8 @@ public sealed class Bridges
     {
         ThrowIfInvalid(Validator.Validate(spec));
         var name = spec.Name!;
+        if (spec.Nat == true)
+            await _nat.RequireAllowedAsync(cancellationToken);
         await Gate.WaitAsync(cancellationToken);
         try
         {
@@ -98,13 +100,13 @@ public sealed class Bridges
                 try
                 {
                     await ApplyAsync(spec, previousAddress: null, cancellationToken);
-                    await ApplyServicesAsync(spec, cancellationToken);
+                    await ApplyServicesAsync(spec, null, cancellationToken);
                     Save(spec);
                 }
                 catch
                 {
                     // A bridge without a definition would be an interface nobody owns: take it back down, with its services.
-                    await RemoveServicesAsync(name);
+                    await RemoveServicesAsync(spec);
                     await _ip.RunAsync(["link", "del", "dev", name], CancellationToken.None);
                     throw;
                 }
@@ -124,6 +126,8 @@ public sealed class Bridges
     {
         CheckName(name);
         ThrowIfInvalid(Validator.Validate(spec));
+        if (spec.Nat == true)
+            await _nat.RequireAllowedAsync(cancellationToken);
         await Gate.WaitAsync(cancellationToken);
         try
         {
@@ -139,12 +143,12 @@ public sealed class Bridges
                 await EnsureAsync(spec, before.Address, cancellationToken);
                 try
                 {
-                    await ApplyServicesAsync(spec, cancellationToken);
+                    await ApplyServicesAsync(spec, before, cancellationToken);
                 }
                 catch
                 {
                     // Back to the services of the definition that stays.
-                    try { await ApplyServicesAsync(before, CancellationToken.None); }
+                    try { await ApplyServicesAsync(before, spec, CancellationToken.None); }
                     catch (AgentProblemException) { }
                     throw;
                 }
@@ -172,12 +176,12 @@ public sealed class Bridges
                 var ports = await _ip.PortsAsync(name, cancellationToken);
                 if (ports.Count > 0)
                     throw AgentProblemException.Conflict($"Bridge \"{name}\" still has {string.Join(", ", ports)} attached; stop or detach those VMs first.");
-                await RemoveServicesAsync(name);
+                await RemoveServicesAsync(spec);
                 await _ip.RunCheckedAsync(["link", "del", "dev", name], cancellationToken);
             }
             else if (Owned(spec))
             {
-                await RemoveServicesAsync(name);
+                await RemoveServicesAsync(spec);
             }
             File.Delete(DefinitionPath(name));
             SafeFile.FsyncDirectory(_options.DefinitionsDir);
@@ -236,16 +240,17 @@ public sealed class Bridges
         return (await _ip.ShowAsync(name, cancellationToken))!;
     }
 
-    private async Task ApplyServicesAsync(NetworkSpec spec, CancellationToken cancellationToken)
+    private async Task ApplyServicesAsync(NetworkSpec spec, NetworkSpec? previous, CancellationToken cancellationToken)
     {
         await _dnsmasq.EnsureAsync(spec, cancellationToken);
-        await _nat.EnsureAsync(spec, cancellationToken);
+        await _nat.EnsureAsync(spec, previous, cancellationToken);
     }
 
-    private async Task RemoveServicesAsync(string name)
+    private async Task RemoveServicesAsync(NetworkSpec spec)
     {
-        await _dnsmasq.StopAsync(name, removeFiles: true);
-        await _nat.RemoveAsync(name, CancellationToken.None);
+        await _dnsmasq.StopAsync(spec.Name!, removeFiles: true);
+        if (spec.Nat == true)
+            await _nat.RemoveAsync(spec.Name!, CancellationToken.None);
     }
 
     /// <summary>At agent start: adopts the dnsmasqs still serving and starts the missing ones of existing bridges.</summary>

@@ -41,12 +41,16 @@ public sealed class Nat(NetworkOptions options, ICommandRunner runner)
         return sb.ToString();
     }
 
-    /// <summary>Adds or replaces the network's NAT table, or removes it when <c>nat</c> is off. Idempotent.</summary>
-    public async Task EnsureAsync(NetworkSpec spec, CancellationToken cancellationToken)
+    /// <summary>
+    /// Adds or replaces the network's NAT table, or removes it when <c>nat</c> went off. Idempotent; networks that never
+    /// had NAT cause no nft call at all.
+    /// </summary>
+    public async Task EnsureAsync(NetworkSpec spec, NetworkSpec? previous, CancellationToken cancellationToken)
     {
         if (spec.Nat != true)
         {
-            await RemoveAsync(spec.Name!, cancellationToken);
+            if (previous?.Nat == true)
+                await RemoveAsync(spec.Name!, cancellationToken);
             return;
         }
         await RequireAllowedAsync(cancellationToken);
@@ -77,21 +81,52 @@ public sealed class Nat(NetworkOptions options, ICommandRunner runner)
     public async Task<bool> ExistsAsync(string network, CancellationToken cancellationToken) =>
         (await RunAsync([options.NftBinary, "list", "table", "ip", TableName(network)], cancellationToken)).Ok;
 
-    private async Task RequireAllowedAsync(CancellationToken cancellationToken)
+    /// <summary>Refuses (422 at <c>nat</c>) NAT in the host's own network namespace unless the agent allows it; checked before anything changes.</summary>
+    public async Task RequireAllowedAsync(CancellationToken cancellationToken)
     {
         if (options.AllowHostNat)
             return;
-        // The namespace the rules would land in, as seen from inside it, against the namespace of PID 1 (the host's,
-        // or a container's own, which is the host as far as this agent is concerned).
+        // The namespace the rules would land in, as seen from inside it, against the host's: PID 1's, or where /proc/1
+        // is hidden (containers, sandboxes), the one of the agent's topmost readable ancestor, which is where an agent
+        // started with `ip netns exec NS kvm-agent` came from.
         var target = await RunAsync(["readlink", "/proc/self/ns/net"], cancellationToken);
-        string host;
-        try { host = File.ResolveLinkTarget("/proc/1/ns/net", false)?.ToString() ?? ""; }
-        catch (IOException) { host = ""; }
-        catch (UnauthorizedAccessException) { host = ""; }
+        var host = HostNamespace();
         if (!target.Ok || host.Length == 0 || target.StdOut.Trim() == host)
             throw AgentProblemException.Invalid("nat",
                 "the agent runs in the host's own network namespace, where NAT could expose lab networks through the host's uplink; " +
                 "start the agent with --allow-host-nat to allow it (or run it in a network namespace of its own).");
+    }
+
+    /// <summary>The host's network namespace id (<c>net:[inode]</c>), or "" when it cannot be read.</summary>
+    public static string HostNamespace()
+    {
+        if (NamespaceOf(1) is { } init)
+            return init;
+        var found = "";
+        var pid = Environment.ProcessId;
+        for (var depth = 0; pid > 1 && depth < 64; depth++)
+        {
+            if (NamespaceOf(pid) is { } ns)
+                found = ns;
+            pid = ParentOf(pid);
+        }
+        return found;
+    }
+
+    private static string? NamespaceOf(int pid)
+    {
+        try { return new FileInfo($"/proc/{pid}/ns/net").LinkTarget; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    private static int ParentOf(int pid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("PPid:", StringComparison.Ordinal));
+            return line is not null && int.TryParse(line[5..].Trim(), out var parent) ? parent : 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return 0; }
     }
 
     private async Task RunCheckedAsync(IReadOnlyList<string> argv, CancellationToken cancellationToken)
