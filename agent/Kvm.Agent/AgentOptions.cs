@@ -42,6 +42,9 @@ public sealed record AgentOptions
     /// <summary>Largest request body accepted.</summary>
     public long MaxRequestBodyBytes { get; init; } = 1024 * 1024;
 
+    /// <summary>Allow <c>nat = true</c> networks in the host's own network namespace (off: refused).</summary>
+    public bool AllowHostNat { get; init; }
+
     /// <summary>Lowest level logged to the console.</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
@@ -59,6 +62,7 @@ public sealed record AgentOptions
           --tls-cert FILE        PEM certificate: serve HTTPS
           --tls-key FILE         PEM private key for --tls-cert
           --log-level LEVEL      Trace, Debug, Information, Warning, Error (default Information)
+          --allow-host-nat       allow nat = true networks in the host's own network namespace (default: refused)
         """;
 
     /// <summary>Parses the command line; throws <see cref="ArgumentException"/> with a message for people.</summary>
@@ -78,6 +82,7 @@ public sealed record AgentOptions
                 "--token-file" => options with { TokenFile = Value() },
                 "--tls-cert" => options with { TlsCert = Value() },
                 "--tls-key" => options with { TlsKey = Value() },
+                "--allow-host-nat" => options with { AllowHostNat = true },
                 "--log-level" => options with { LogLevel = Enum.TryParse<LogLevel>(Value(), true, out var l) ? l : throw new ArgumentException($"unknown log level \"{args[i]}\".") },
                 _ => throw new ArgumentException($"unknown option \"{name}\"."),
             };

@@ -24,7 +24,7 @@ public static class Features
         services.AddVms();                                                     // definitions, QEMU processes, power actions
         services.AddStorage(new StorageOptions { DataDir = options.DataDir }); // pools, volumes, inline disks, EFI stores
         services.AddImages();                                                  // read-only base images imported from URLs or host files
-        services.AddNetworking(new NetworkOptions { DataDir = options.DataDir }); // bridges and taps
+        services.AddNetworking(new NetworkOptions { DataDir = options.DataDir, RunDir = options.RunDir, AllowHostNat = options.AllowHostNat }); // bridges, taps, dnsmasq, NAT
     }
 
     /// <summary>Middleware, then endpoints.</summary>
@@ -40,5 +40,9 @@ public static class Features
     }
 
     /// <summary>Work before the first request: load definitions, adopt running VMs.</summary>
-    public static Task PrepareAsync(WebApplication app, CancellationToken cancellationToken) => app.LoadVmsAsync(cancellationToken);
+    public static async Task PrepareAsync(WebApplication app, CancellationToken cancellationToken)
+    {
+        await app.LoadVmsAsync(cancellationToken);
+        await app.Services.GetRequiredService<Bridges>().AdoptServicesAsync(cancellationToken); // dnsmasqs outlive the agent too
+    }
 }

@@ -201,6 +201,9 @@ public sealed class KvmProvider(IProviderBackend backend)
         {
             using var timeout = Linked(cancellationToken, ReadTimeout);
             var json = await operations.ReadAsync(host, id, timeout.Token).ConfigureAwait(false);
+            // The agent answers fingerprints for sensitive values: state keeps the clear value while it matches.
+            if (json is not null)
+                Kvm.Model.Secrets.Restore(json, ModelValues.ToModelJson(current, resource.Block.Attributes).Json, Kvm.Model.Schema.Schemas.For(operations.ModelType));
             var state = json is null ? CtyValue.Null(resource.Type) : ToState(resource, json, current);
             response.NewState = Encode(state, resource.Type);
         }

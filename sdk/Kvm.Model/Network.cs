@@ -29,9 +29,25 @@ public class NetworkSpec : IValidatable
     [Setting("Make the bridge VLAN-aware (802.1Q filtering).", Default = false, Update = UpdateKind.Live)]
     public bool? VlanFiltering { get; set; }
 
+    /// <summary>DHCP.</summary>
+    [Setting("DHCP for the network, served by a dnsmasq the agent runs on the bridge (and nowhere else). Needs `address` (IPv4).",
+        Update = UpdateKind.Live, NullMeansAbsent = true)]
+    public NetworkDhcpSpec? Dhcp { get; set; }
+
+    /// <summary>DNS.</summary>
+    [Setting("DNS on the bridge address from the same dnsmasq: DHCP clients' names under `domain`, other names forwarded to `servers`.",
+        Update = UpdateKind.Live, NullMeansAbsent = true)]
+    public NetworkDnsSpec? Dns { get; set; }
+
+    /// <summary>NAT.</summary>
+    [Setting("Masquerade traffic from the bridge's subnet leaving through other interfaces (nftables). In the host's own network namespace " +
+        "the agent refuses it unless it was started with `--allow-host-nat`.", Default = false, Update = UpdateKind.Live)]
+    public bool? Nat { get; set; }
+
     /// <inheritdoc />
     public void Validate(ValidationContext context, AttrPath path)
     {
+        NetworkServiceRules.Validate(this, context, path);
         if (Address is not null && !IPNetwork.TryParse(Address, out _) && !IsHostCidr(Address))
             context.Add(path.Attr("address"), $"\"{Validator.Printable(Address)}\" is not an address in CIDR notation.");
         if (Name is "lo" or "eth0" || Name?.StartsWith("eth", StringComparison.Ordinal) == true || Name?.StartsWith("en", StringComparison.Ordinal) == true)
@@ -64,6 +80,14 @@ public sealed class Network : NetworkSpec
     /// <summary>Link state.</summary>
     [Setting("Operational state of the bridge (`up`, `down`, `missing`).", ReadOnly = true)]
     public string? State { get; set; }
+
+    /// <summary>dnsmasq PID.</summary>
+    [Setting("Process ID of the network's dnsmasq while it serves DHCP or DNS.", ReadOnly = true)]
+    public long? DnsmasqPid { get; set; }
+
+    /// <summary>Lease file.</summary>
+    [Setting("Host path of the network's DHCP lease file (dnsmasq's format: expiry, MAC, IP, host name, client id).", ReadOnly = true)]
+    public string? LeaseFile { get; set; }
 
     /// <summary>MTU in effect.</summary>
     [Setting("MTU in effect on the bridge.", ReadOnly = true)]

@@ -107,6 +107,12 @@ public class VmSpec : IValidatable
     [Setting("Direct kernel boot: kernel command line. Needs `kernel`.", MaxLength = 4096)]
     public string? Cmdline { get; set; }
 
+    /// <summary>Cloud-init seed.</summary>
+    [Setting("Cloud-init: a NoCloud or ConfigDrive2 seed the agent makes from these settings and attaches as a read-only CD-ROM. " +
+        "Content changes regenerate the seed and swap it into the running VM; `on_change` decides whether the guest reboots or re-provisions.",
+        NullMeansAbsent = true)]
+    public CloudInitSpec? CloudInit { get; set; }
+
     /// <summary>Power state.</summary>
     [Setting("Desired power state, enforced on every apply: `running`, `stopped` or `paused`.",
         Default = "running", OneOf = ["running", "stopped", "paused"], Update = UpdateKind.Live)]
@@ -150,6 +156,7 @@ public class VmSpec : IValidatable
             context.Add(path.Attr("firmware").Attr("secure_boot"), "needs firmware type \"uefi\".");
         if (Firmware is { SecureBoot: true } && !q35)
             context.Add(path.Attr("firmware").Attr("secure_boot"), "needs the q35 machine type (SMM).");
+        CloudInitSpec.ValidateIn(this, context, path);
         var macs = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (slot, nic) in nics)
         {
@@ -200,6 +207,10 @@ public sealed class Vm : VmSpec
     /// <summary>Effective MACs.</summary>
     [Setting("MAC address of each network interface slot (generated ones included).", ReadOnly = true)]
     public Dictionary<string, string>? MacAddresses { get; set; }
+
+    /// <summary>Cloud-init instance-id.</summary>
+    [Setting("Instance-id of the cloud-init seed, derived from its content; it changes only when `cloud_init.on_change` is `reprovision`.", ReadOnly = true)]
+    public string? CloudInitInstanceId { get; set; }
 
     /// <summary>VNC endpoint.</summary>
     [Setting("VNC console address (`vnc://127.0.0.1:5901`) while the VM runs; the console listens on the host's loopback only.", ReadOnly = true)]

@@ -16,13 +16,17 @@ public sealed class Bridges
 {
     private readonly IpLink _ip;
     private readonly NetworkOptions _options;
+    private readonly Dnsmasq _dnsmasq;
+    private readonly Nat _nat;
     private readonly SortedDictionary<string, NetworkSpec> _networks = new(StringComparer.Ordinal);
 
     /// <summary>Loads the network definitions; changes nothing on the host.</summary>
-    public Bridges(IpLink ip, NetworkOptions options, ILogger<Bridges> logger)
+    public Bridges(IpLink ip, NetworkOptions options, Dnsmasq dnsmasq, Nat nat, ILogger<Bridges> logger)
     {
         _ip = ip;
         _options = options;
+        _dnsmasq = dnsmasq;
+        _nat = nat;
         if (!Directory.Exists(options.DefinitionsDir))
             return;
         foreach (var file in Directory.EnumerateFiles(options.DefinitionsDir, "*.json"))
@@ -69,6 +73,8 @@ public sealed class Bridges
     {
         ThrowIfInvalid(Validator.Validate(spec));
         var name = spec.Name!;
+        if (spec.Nat == true)
+            await _nat.RequireAllowedAsync(cancellationToken);
         await Gate.WaitAsync(cancellationToken);
         try
         {
@@ -94,11 +100,13 @@ public sealed class Bridges
                 try
                 {
                     await ApplyAsync(spec, previousAddress: null, cancellationToken);
+                    await ApplyServicesAsync(spec, null, cancellationToken);
                     Save(spec);
                 }
                 catch
                 {
-                    // A bridge without a definition would be an interface nobody owns: take it back down.
+                    // A bridge without a definition would be an interface nobody owns: take it back down, with its services.
+                    await RemoveServicesAsync(spec);
                     await _ip.RunAsync(["link", "del", "dev", name], CancellationToken.None);
                     throw;
                 }
@@ -118,6 +126,8 @@ public sealed class Bridges
     {
         CheckName(name);
         ThrowIfInvalid(Validator.Validate(spec));
+        if (spec.Nat == true)
+            await _nat.RequireAllowedAsync(cancellationToken);
         await Gate.WaitAsync(cancellationToken);
         try
         {
@@ -129,7 +139,20 @@ public sealed class Bridges
                     $"Changing {string.Join(", ", replace)} of network \"{name}\" needs a new network.",
                     [.. replace.Select(a => new ProblemError(a, "cannot change in place; the network must be re-created."))]);
             if (Owned(spec))
+            {
                 await EnsureAsync(spec, before.Address, cancellationToken);
+                try
+                {
+                    await ApplyServicesAsync(spec, before, cancellationToken);
+                }
+                catch
+                {
+                    // Back to the services of the definition that stays.
+                    try { await ApplyServicesAsync(before, spec, CancellationToken.None); }
+                    catch (AgentProblemException) { }
+                    throw;
+                }
+            }
             Save(spec);
             return Describe(spec, await _ip.ShowAsync(name, cancellationToken));
         }
@@ -153,7 +176,12 @@ public sealed class Bridges
                 var ports = await _ip.PortsAsync(name, cancellationToken);
                 if (ports.Count > 0)
                     throw AgentProblemException.Conflict($"Bridge \"{name}\" still has {string.Join(", ", ports)} attached; stop or detach those VMs first.");
+                await RemoveServicesAsync(spec);
                 await _ip.RunCheckedAsync(["link", "del", "dev", name], cancellationToken);
+            }
+            else if (Owned(spec))
+            {
+                await RemoveServicesAsync(spec);
             }
             File.Delete(DefinitionPath(name));
             SafeFile.FsyncDirectory(_options.DefinitionsDir);
@@ -175,7 +203,13 @@ public sealed class Bridges
         var spec = Find(name) ?? throw AgentProblemException.InvalidState(
             $"\"{name}\" is not a network the agent manages; create a kvm_network (type = \"existing\" adopts a host bridge).");
         if (Owned(spec))
-            return await EnsureAsync(spec, spec.Address, cancellationToken);
+        {
+            var state = await EnsureAsync(spec, spec.Address, cancellationToken);
+            // A bridge made again (host reboot) gets its dnsmasq again; a running one is left alone.
+            if (NetworkServiceRules.WantsDnsmasq(spec) && _dnsmasq.PidOf(spec.Name!) is null)
+                await _dnsmasq.EnsureAsync(spec, cancellationToken);
+            return state;
+        }
         var link = await _ip.ShowAsync(name, cancellationToken);
         if (link is not { IsBridge: true })
             throw AgentProblemException.InvalidState($"The adopted bridge \"{name}\" is missing from the host.");
@@ -204,6 +238,33 @@ public sealed class Bridges
         }
         await ApplyAsync(spec, previousAddress, cancellationToken);
         return (await _ip.ShowAsync(name, cancellationToken))!;
+    }
+
+    private async Task ApplyServicesAsync(NetworkSpec spec, NetworkSpec? previous, CancellationToken cancellationToken)
+    {
+        await _dnsmasq.EnsureAsync(spec, cancellationToken);
+        await _nat.EnsureAsync(spec, previous, cancellationToken);
+    }
+
+    private async Task RemoveServicesAsync(NetworkSpec spec)
+    {
+        await _dnsmasq.StopAsync(spec.Name!, removeFiles: true);
+        if (spec.Nat == true)
+            await _nat.RemoveAsync(spec.Name!, CancellationToken.None);
+    }
+
+    /// <summary>At agent start: adopts the dnsmasqs still serving and starts the missing ones of existing bridges.</summary>
+    public async Task<int> AdoptServicesAsync(CancellationToken cancellationToken)
+    {
+        await Gate.WaitAsync(cancellationToken);
+        try
+        {
+            return await _dnsmasq.AdoptAsync(Snapshot().Where(Owned), _ip, cancellationToken);
+        }
+        finally
+        {
+            Gate.Release();
+        }
     }
 
     private Task AddBridgeAsync(NetworkSpec spec, CancellationToken cancellationToken) =>
@@ -244,14 +305,19 @@ public sealed class Bridges
             await _ip.RunCheckedAsync(["link", "set", "dev", name, "up"], cancellationToken);
     }
 
-    private static Network Describe(NetworkSpec spec, LinkState? link) => new()
+    private Network Describe(NetworkSpec spec, LinkState? link) => new()
     {
         Name = spec.Name,
         Type = spec.Type,
         Mtu = spec.Mtu,
         Address = spec.Address,
         VlanFiltering = spec.VlanFiltering,
+        Dhcp = spec.Dhcp,
+        Dns = spec.Dns,
+        Nat = spec.Nat,
         Owned = Owned(spec),
+        DnsmasqPid = NetworkServiceRules.WantsDnsmasq(spec) ? _dnsmasq.PidOf(spec.Name!) : null,
+        LeaseFile = spec.Dhcp is { Enabled: not false } ? _dnsmasq.PathsFor(spec.Name!).Leases : null,
         // Admin state: a bridge without a running VM's port has no carrier, so its operstate says "down" while it is fine.
         State = link is null || !link.IsBridge ? "missing" : link.AdminUp ? "up" : "down",
         EffectiveMtu = link is { IsBridge: true } ? link.Mtu : null,

@@ -18,6 +18,27 @@ public sealed class NetworkOptions
     /// <summary>Bound on each <c>ip</c> call.</summary>
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Where dnsmasq pid files live (cleared by a host reboot); null: the definitions directory.</summary>
+    public string? RunDir { get; init; }
+
+    /// <summary>The dnsmasq binary (Debian's dnsmasq-base).</summary>
+    public string DnsmasqBinary { get; init; } = "dnsmasq";
+
+    /// <summary>The nft binary (nftables) for <c>nat = true</c>.</summary>
+    public string NftBinary { get; init; } = "nft";
+
+    /// <summary>
+    /// Allow NAT rules in the host's own network namespace (<c>--allow-host-nat</c>). Off by default: masquerading
+    /// from a lab bridge onto the host's uplink is a decision for the host's owner, not for an API call.
+    /// </summary>
+    public bool AllowHostNat { get; init; }
+
+    /// <summary>The argv prefix that runs a command in <see cref="Netns"/> (empty for the agent's own namespace).</summary>
+    public IReadOnlyList<string> NetnsPrefix => Netns is { } ns ? [IpBinary, "netns", "exec", ns] : [];
+
+    /// <summary>dnsmasq pid files.</summary>
+    public string PidDir => RunDir is { } run ? Path.Combine(run, "networks") : DefinitionsDir;
+
     /// <summary>Definitions of the networks the agent created or adopted.</summary>
     public string DefinitionsDir => Path.Combine(DataDir, "networks");
 }

@@ -8,6 +8,8 @@ public static class NetworkServices
     {
         services.AddSingleton(options);
         services.AddSingleton<IpLink>();
+        services.AddSingleton<Dnsmasq>();
+        services.AddSingleton<Nat>();
         services.AddSingleton<Bridges>();
         services.AddSingleton<Taps>();
         services.AddSingleton<ITapManager>(sp => sp.GetRequiredService<Taps>());

@@ -66,7 +66,8 @@ public static partial class QemuCommand
     {
         var disks = c.Vm.Disks ?? [];
         var cdroms = c.Vm.Cdroms ?? [];
-        var slots = disks.Keys.Concat(cdroms.Keys).Order(SlotComparer).ToList();
+        var seedSlot = CloudInitSpec.EffectiveSlot(c.Vm);
+        var slots = disks.Keys.Concat(cdroms.Keys).Concat(seedSlot is null ? [] : [seedSlot]).Order(SlotComparer).ToList();
         var scsi = c.Vm.ScsiController!;
         var (controllerDevice, targets) = ScsiControllers[scsi];
 
@@ -82,7 +83,9 @@ public static partial class QemuCommand
 
         foreach (var slot in slots)
         {
-            if (disks.TryGetValue(slot, out var disk))
+            if (slot == seedSlot)
+                CloudInitDrive(c, slot);
+            else if (disks.TryGetValue(slot, out var disk))
                 Disk(c, slot, disk);
             else
                 Cdrom(c, slot, cdroms[slot]);

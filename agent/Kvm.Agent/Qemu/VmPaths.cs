@@ -20,6 +20,8 @@ public sealed record VmPaths
     public IReadOnlyDictionary<string, DiskFile> Disks { get; init; } = new Dictionary<string, DiskFile>();
     /// <summary>CD-ROM slot → ISO file, or null for an empty drive.</summary>
     public IReadOnlyDictionary<string, string?> Cdroms { get; init; } = new Dictionary<string, string?>();
+    /// <summary>The cloud-init seed ISO (when the VM has <c>cloud_init</c>).</summary>
+    public string? CloudInitSeed { get; init; }
     /// <summary>NIC slot → tap interface (bridged NICs only).</summary>
     public IReadOnlyDictionary<string, string> Taps { get; init; } = new Dictionary<string, string>();
     /// <summary>NIC slot → effective MAC (user-set or generated).</summary>

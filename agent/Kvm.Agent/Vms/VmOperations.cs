@@ -130,6 +130,8 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
         spec.VmId ??= vmId;
         using var held = await locks.AcquireAsync(vmId, cancellationToken);
         var current = store.Get(vmId);
+        // A read-modify-write client sends back the fingerprints GET gave it: those keep the stored secrets.
+        Secrets.Unredact(spec, current.Spec);
         if (ifMatch is not null && ifMatch != "*" && !ifMatch.Split(',').Select(t => t.Trim()).Contains(current.ETag, StringComparer.Ordinal))
             throw new AgentProblemException(412, ProblemTypes.StaleEtag, "Stale ETag",
                 $"VM {vmId} changed since it was read (If-Match {ifMatch}, current {current.ETag}); read it again and retry.");

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Kvm.Agent.CloudInit;
 using Kvm.Agent.Host;
 using Kvm.Agent.Networks;
 using Kvm.Agent.Problems;
@@ -50,6 +51,7 @@ public sealed class VmRuntime(
 
     private IVmStorage? Storage => services.GetService<IVmStorage>();
     private ITapManager? Taps => services.GetService<ITapManager>();
+    private CloudInitSeeds? Seeds => services.GetService<CloudInitSeeds>();
 
     /// <summary>The live monitor of a VM whose QEMU runs, or null.</summary>
     public VmMonitor? MonitorOf(long vmId) => _monitors.TryGetValue(vmId, out var m) && !m.HasExited ? m : null;
@@ -77,6 +79,15 @@ public sealed class VmRuntime(
         vm.SerialLog = SerialLogPath(stored.VmId);
         if (stored.Spec.NetworkInterfaces is { Count: > 0 } nics)
             vm.MacAddresses = MacsFor(stored.VmId, stored.Spec).ToDictionary();
+        if (stored.Spec.CloudInit is not null)
+            vm.CloudInitInstanceId = Seeds?.StateOf(stored.VmId)?.InstanceId;
+        // Passwords and user-data never leave the agent in clear. The copy above shares nested objects with the
+        // stored spec, so the part holding secrets is copied before it is redacted.
+        if (vm.CloudInit is { } ci)
+        {
+            vm.CloudInit = JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(ci, ModelJsonContext.Default.CloudInitSpec), ModelJsonContext.Default.CloudInitSpec);
+            Secrets.Redact(vm);
+        }
         return vm;
     }
 
@@ -97,6 +108,8 @@ public sealed class VmRuntime(
             if (spec.Firmware?.Type == "uefi")
                 errors.Add(new ProblemError("firmware.type", NoStorage + " UEFI needs an EFI variable store."));
         }
+        if (spec.CloudInit is not null && Seeds is null)
+            errors.Add(new ProblemError("cloud_init", "cloud-init seeds are not configured on this agent."));
         if (Taps is null)
             foreach (var (slot, nic) in spec.NetworkInterfaces ?? [])
                 if (nic.Bridge is not null)
@@ -296,6 +309,8 @@ public sealed class VmRuntime(
                     var up = Defaults.Apply(after).NetworkInterfaces![steps[1].Name!].LinkUp ?? true;
                     await monitor.ExecuteAsync("set_link", new JsonObject { ["name"] = steps[1].Name, ["up"] = up }, cancellationToken: cancellationToken);
                     return true;
+                case "cloud_init" when steps.Count >= 2 && steps[1].Name != "slot":
+                    return await ApplySeedAsync(monitor, vmId, after, cancellationToken);
                 case "cdroms" when steps.Count == 3 && steps[2].Name == "volume_id":
                     return await ChangeMediumAsync(monitor, vmId, steps[1].Name!, after, cancellationToken);
                 case "memory" when attribute == "memory.balloon.min_mib":
@@ -342,6 +357,45 @@ public sealed class VmRuntime(
             return false;
         await monitor.ExecuteAsync("block_resize", new JsonObject { ["node-name"] = nodeName, ["size"] = sizeBytes }, cancellationToken: cancellationToken);
         return true;
+    }
+
+    /// <summary>
+    /// A cloud-init change on a running VM: regenerate the seed, swap the medium in the drive QEMU started with,
+    /// then, by <c>on_change</c>, reset the guest (reboot; reprovision has a new instance-id as well). The VM keeps
+    /// its QEMU. Unchanged content (several attributes of one update) does nothing the second time.
+    /// </summary>
+    private async Task<bool> ApplySeedAsync(VmMonitor monitor, long vmId, VmSpec after, CancellationToken cancellationToken)
+    {
+        if (Seeds is not { } seeds || CloudInitSpec.EffectiveSlot(monitor.StartedSpec) is not { } slot)
+            return false; // no seed drive in the running QEMU: the seed arrives with the next start
+        var effective = Defaults.Apply(after);
+        if (effective.CloudInit is null)
+            return false;
+        var result = await seeds.EnsureAsync(vmId, effective, cancellationToken);
+        if (!result.Changed)
+            return true;
+        await SwapMediumAsync(monitor, slot, result.Iso, cancellationToken);
+        CloudInitSeeds.DeleteOld(result.Previous);
+        var onChange = effective.CloudInit.OnChange;
+        if (onChange is "reboot" or "reprovision")
+            await monitor.ExecuteAsync("system_reset", cancellationToken: cancellationToken);
+        CloudInitLog.SeedSwapped(logger, vmId, slot, onChange ?? "none");
+        return true;
+    }
+
+    private static async Task SwapMediumAsync(VmMonitor monitor, string slot, string iso, CancellationToken cancellationToken)
+    {
+        var change = new JsonObject { ["id"] = slot, ["filename"] = iso, ["format"] = "raw", ["read-only-mode"] = "read-only" };
+        try
+        {
+            await monitor.ExecuteAsync("blockdev-change-medium", change, cancellationToken: cancellationToken);
+        }
+        catch (QmpException e) when (e.Description.Contains("locked", StringComparison.OrdinalIgnoreCase))
+        {
+            // The guest holds the tray locked (the seed is mounted): open it by force, as an eject button would.
+            await monitor.ExecuteAsync("blockdev-open-tray", new JsonObject { ["id"] = slot, ["force"] = true }, cancellationToken: cancellationToken);
+            await monitor.ExecuteAsync("blockdev-change-medium", (JsonObject)change.DeepClone(), cancellationToken: cancellationToken);
+        }
     }
 
     private async Task<bool> ChangeMediumAsync(VmMonitor monitor, long vmId, string slot, VmSpec after, CancellationToken cancellationToken)
@@ -430,6 +484,7 @@ public sealed class VmRuntime(
     {
         foreach (var file in new[] { SerialLogPath(vmId), QemuLogPath(vmId), store.EfiVarsPath(vmId) })
             DeleteIfExists(file);
+        Seeds?.Remove(vmId);
         _lastStatus.TryRemove(vmId, out _);
     }
 
@@ -488,6 +543,20 @@ public sealed class VmRuntime(
                 await storage.EnsureEfiVarsAsync(spec, facts, efiVars, cancellationToken);
             }
         }
+        string? seed = null;
+        if (Seeds is { } seeds)
+        {
+            if (spec.CloudInit is not null)
+            {
+                var result = await seeds.EnsureAsync(vmId, spec, cancellationToken);
+                CloudInitSeeds.DeleteOld(result.Previous);
+                seed = result.Iso;
+            }
+            else
+            {
+                seeds.Remove(vmId); // cloud_init was removed while the VM ran
+            }
+        }
         var taps = new Dictionary<string, string>();
         foreach (var (slot, nic) in spec.NetworkInterfaces ?? [])
         {
@@ -504,6 +573,7 @@ public sealed class VmRuntime(
             PidFile = Path.Combine(runDir, "qemu.pid"),
             SerialLog = SerialLogPath(vmId),
             EfiVars = efiVars,
+            CloudInitSeed = seed,
             Disks = disks,
             Cdroms = cdroms,
             Taps = taps,

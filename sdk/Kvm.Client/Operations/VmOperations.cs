@@ -27,7 +27,7 @@ public sealed class VmOperations(IAgentClients agents) : ModelOperations<Vm, VmS
         var vmId = created.Value.VmId!.Value;
         try
         {
-            return ToJson((await client.GetVmAsync(vmId, cancellationToken).ConfigureAwait(false)).Value);
+            return WithSecrets(ToJson((await client.GetVmAsync(vmId, cancellationToken).ConfigureAwait(false)).Value), config);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -96,8 +96,18 @@ public sealed class VmOperations(IAgentClients agents) : ModelOperations<Vm, VmS
             var pending = updated.Value.Changes.Any(c => c.Outcome == AppliedChange.Pending);
             if (pending && running && policy == "auto" && updated.Value.Vm.Status is "running" or "paused")
                 await client.RebootVmAsync(vmId, timeout, cancellationToken).ConfigureAwait(false);
-            return ToJson((await client.GetVmAsync(vmId, cancellationToken).ConfigureAwait(false)).Value);
+            return WithSecrets(ToJson((await client.GetVmAsync(vmId, cancellationToken).ConfigureAwait(false)).Value), config);
         }
+    }
+
+    /// <summary>
+    /// The read-back with the clear values of <paramref name="known"/> where the agent answered their fingerprints,
+    /// so state holds what the user wrote and the next plan is empty; a fingerprint that does not match stays (drift).
+    /// </summary>
+    public static JsonObject WithSecrets(JsonObject readBack, JsonObject? known)
+    {
+        Secrets.Restore(readBack, known, Schemas.For<Vm>());
+        return readBack;
     }
 
     /// <inheritdoc />

@@ -210,6 +210,8 @@ public sealed class ResourceProviderService : IDisposable
         var state = await Run(() => operations.ReadAsync(host ?? "", id, cancel.Token), null, host, operations, kind).ConfigureAwait(false);
         if (state is null)
             return new ReadResponse { Id = "" };
+        // The agent answers fingerprints for sensitive values: keep the clear value the engine holds while it matches.
+        Kvm.Model.Secrets.Restore(state, properties.Value.Count > 0 ? properties.Value : inputs?.Value, Kvm.Model.Schema.Schemas.For(operations.ModelType));
 
         var secrets = new HashSet<AttrPath>(properties.Secrets);
         secrets.UnionWith(inputs?.Secrets ?? []);

@@ -254,7 +254,8 @@ public sealed class NetworkApiTests : IAsyncLifetime
         await _h.IpAsync("link", "del", "dev", "kvmbr6"); // as after a host reboot
 
         // A restarted agent knows the network from its definition.
-        var reloaded = new Bridges(new IpLink(_h.Runner, _h.Options), _h.Options, NullLogger<Bridges>.Instance);
+        var reloaded = new Bridges(new IpLink(_h.Runner, _h.Options), _h.Options, new Dnsmasq(_h.Options, _h.Runner, NullLogger<Dnsmasq>.Instance),
+            new Nat(_h.Options, _h.Runner), NullLogger<Bridges>.Instance);
         var (missing, _) = await reloaded.GetAsync("kvmbr6", CancellationToken.None);
         Assert.Equal(("missing", (int?)null), (missing.State, missing.EffectiveMtu));
 
