@@ -12,7 +12,14 @@ public static partial class QemuCommand
     public static string GuestAgentSocket(VmPaths paths)
     {
         ArgumentNullException.ThrowIfNull(paths);
-        return paths.RunDir.TrimEnd('/') + "/qga.sock";
+        return GuestAgentSocket(paths.RunDir);
+    }
+
+    /// <summary>Unix socket of the guest agent channel of the VM whose run directory is <paramref name="runDir"/>.</summary>
+    public static string GuestAgentSocket(string runDir)
+    {
+        ArgumentNullException.ThrowIfNull(runDir);
+        return runDir.TrimEnd('/') + "/qga.sock";
     }
 
     private static void GuestAgent(Context c)
