@@ -78,7 +78,7 @@ ensure_debian_guest() {
     log "building the Debian test guest in $dir (debootstrap; a few minutes, cached afterwards)"
     local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     local start=$SECONDS
-    $sudo "$root/scripts/debian-guest" "$dir" >&2
+    $sudo "$root/scripts/debian-guest" "$dir" >&2 || exit 1
     [ "$(id -u)" = 0 ] || $sudo chown -R "$(id -u):$(id -g)" "$dir"
     echo "$recipe" > "$dir/recipe"
     log "Debian test guest built in $((SECONDS - start)) s"
