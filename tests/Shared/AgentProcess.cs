@@ -31,6 +31,12 @@ public sealed class AgentProcess : IDisposable
 
     public KvmClient Client { get; }
 
+    /// <summary>The agent's --data-dir.</summary>
+    public string DataDirectory => _dataDirectory;
+
+    /// <summary>The agent's --run-dir (each running VM's QMP and guest agent sockets live under it).</summary>
+    public string RunDirectory => _runDirectory;
+
     public static async Task<AgentProcess> StartAsync(string repoRoot, string? token = null)
     {
         var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/')).Parent!.Name;

@@ -8,6 +8,9 @@ namespace Kvm.Agent.GuestAgent;
 /// <summary>What <c>guest-info</c>, <c>guest-get-host-name</c> and <c>guest-get-osinfo</c> say about the guest.</summary>
 public sealed record GuestInfo(string? AgentVersion, string? Hostname, string? OsName, string? OsVersion, string? KernelRelease, IReadOnlyList<string> Commands);
 
+/// <summary>The outcome of a program run in the guest with <c>guest-exec</c>.</summary>
+public sealed record GuestExecResult(int ExitCode, string StdOut, string StdErr);
+
 /// <summary>One interface from <c>guest-network-get-interfaces</c>.</summary>
 public sealed record GuestNic(string Name, string? Mac, IReadOnlyList<string> Ipv4, IReadOnlyList<string> Ipv6);
 
@@ -152,4 +155,32 @@ public sealed class GuestAgents(AgentOptions options)
     /// <summary><c>guest-fstrim</c> on every mounted file system; returns the guest agent's per-path report.</summary>
     public Task<JsonNode?> TrimAsync(long vmId, CancellationToken cancellationToken = default) =>
         ExecuteAsync(vmId, "guest-fstrim", timeout: TimeSpan.FromMinutes(2), cancellationToken: cancellationToken);
+
+    /// <summary>
+    /// Runs a program in the guest (<c>guest-exec</c>, output captured) and polls <c>guest-exec-status</c> until it ends, all within
+    /// <paramref name="timeout"/>. Each poll is its own short session, so other users of the channel are not locked out meanwhile.
+    /// </summary>
+    public async Task<GuestExecResult> ExecAsync(long vmId, string path, IReadOnlyList<string> args, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var started = await ExecuteAsync(vmId, "guest-exec", new JsonObject
+        {
+            ["path"] = path,
+            ["arg"] = new JsonArray([.. args.Select(a => (JsonNode)JsonValue.Create(a))]),
+            ["capture-output"] = true,
+        }, cancellationToken: cancellationToken);
+        var pid = started?["pid"]?.GetValue<long>() ?? throw new QgaException("guest-exec", "GenericError", "no pid in the reply");
+        while (true)
+        {
+            var status = await ExecuteAsync(vmId, "guest-exec-status", new JsonObject { ["pid"] = pid }, cancellationToken: cancellationToken);
+            if (status?["exited"]?.GetValue<bool>() == true)
+                return new GuestExecResult(status["exitcode"]?.GetValue<int>() ?? -1, Decode(status["out-data"]), Decode(status["err-data"]));
+            if (clock.Elapsed > timeout)
+                throw new TimeoutException($"{path} did not finish in the guest within {timeout.TotalSeconds:0.#} s.");
+            await Task.Delay(200, cancellationToken);
+        }
+
+        static string Decode(JsonNode? base64) =>
+            base64?.GetValue<string>() is { } text ? System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(text)) : "";
+    }
 }
