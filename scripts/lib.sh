@@ -60,3 +60,28 @@ ensure_test_guest() {
   echo "$recipe" > "$dir/recipe"
   echo "$dir"
 }
+
+# The real Debian test guest (scripts/debian-guest: debootstrap with the cloud kernel, cloud-init, the QEMU
+# guest agent and OpenSSH): disk.qcow2, vmlinuz, initrd.img and cmdline for direct kernel boot. Cached by a
+# hash of its recipe; a lock keeps concurrent callers from building it twice. Prints its dir.
+ensure_debian_guest() {
+  local root; root=$(repo_root)
+  local dir="${KVM_DEBIAN_GUEST_DIR:-$root/.work/debian-guest}"
+  local recipe; recipe=$(sha256sum "$root/scripts/debian-guest" | cut -c1-16)
+  mkdir -p "$(dirname "$dir")"
+  (
+    flock 9
+    if [ -f "$dir/recipe" ] && [ "$(cat "$dir/recipe")" = "$recipe" ] && [ -s "$dir/disk.qcow2" ] && [ -s "$dir/vmlinuz" ] && [ -s "$dir/initrd.img" ]; then
+      exit 0
+    fi
+    ensure_packages debootstrap e2fsprogs qemu-utils
+    log "building the Debian test guest in $dir (debootstrap; a few minutes, cached afterwards)"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    local start=$SECONDS
+    $sudo "$root/scripts/debian-guest" "$dir" >&2 || exit 1
+    [ "$(id -u)" = 0 ] || $sudo chown -R "$(id -u):$(id -g)" "$dir"
+    echo "$recipe" > "$dir/recipe"
+    log "Debian test guest built in $((SECONDS - start)) s"
+  ) 9>"$dir.lock" || exit 1
+  echo "$dir"
+}

@@ -62,4 +62,10 @@ internal static partial class Log
 
     [LoggerMessage(31, LogLevel.Information, "Loaded {Count} VM definitions, adopted {Running} running VMs in {Milliseconds} ms")]
     public static partial void Loaded(ILogger logger, int count, int running, long milliseconds);
+
+    [LoggerMessage(80, LogLevel.Information, "VM {VmId}: the guest trimmed its file systems (guest-fstrim) after a disk grew")]
+    public static partial void GuestTrimmed(ILogger logger, long vmId);
+
+    [LoggerMessage(81, LogLevel.Warning, "VM {VmId}: guest-fstrim after a disk grew did not work: {Reason}")]
+    public static partial void GuestTrimFailed(ILogger logger, long vmId, string reason);
 }

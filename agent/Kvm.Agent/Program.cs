@@ -1,4 +1,5 @@
 using Kvm.Agent;
+using Kvm.Agent.Addresses;
 using Kvm.Agent.Host;
 using Kvm.Agent.Http;
 using Kvm.Agent.Images;
@@ -25,6 +26,7 @@ public static class Features
         services.AddStorage(new StorageOptions { DataDir = options.DataDir }); // pools, volumes, inline disks, EFI stores
         services.AddImages();                                                  // read-only base images imported from URLs or host files
         services.AddNetworking(new NetworkOptions { DataDir = options.DataDir, RunDir = options.RunDir, AllowHostNat = options.AllowHostNat }); // bridges, taps, dnsmasq, NAT
+        services.AddGuestAddresses();                                          // QEMU guest agents, DHCP leases, neighbours → addresses
     }
 
     /// <summary>Middleware, then endpoints.</summary>
@@ -37,6 +39,7 @@ public static class Features
         app.MapStorage();          // /v1/storage-pools, /v1/volumes
         app.MapImages();           // /v1/images
         app.MapNetworks();         // /v1/networks
+        app.MapGuestAddresses();   // /v1/vms/{vm_id}/addresses, /v1/vms/{vm_id}/agent
     }
 
     /// <summary>Work before the first request: load definitions, adopt running VMs.</summary>

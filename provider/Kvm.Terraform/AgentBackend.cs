@@ -25,6 +25,7 @@ public sealed class AgentBackend : IProviderBackend, IAgentClients, IDisposable
         {
             ["kvm_host"] = new HostLookup(this),
             ["kvm_vm"] = new VmLookup(this),
+            ["kvm_vm_addresses"] = new VmAddressesLookup(this),
         };
     }
 

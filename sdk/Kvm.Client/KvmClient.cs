@@ -132,6 +132,10 @@ public sealed class KvmClient : IDisposable
     /// <summary>POST …/resume: continue a paused guest.</summary>
     public Task<Vm> ResumeVmAsync(long vmId, CancellationToken cancellationToken = default) => ActAsync(vmId, "resume", cancellationToken);
 
+    /// <summary>GET …/addresses: the VM's addresses from every source the agent has, asked once (never waits long).</summary>
+    public Task<VmAddresses> GetVmAddressesAsync(long vmId, CancellationToken cancellationToken = default) =>
+        ValueAsync(HttpMethod.Get, Vm(vmId) + "/addresses", null, null, Json<VmAddresses>(), cancellationToken);
+
     // ── volumes ───────────────────────────────────────────────────────────────────────────────────────
 
     /// <summary>GET /v1/volumes.</summary>

@@ -85,5 +85,5 @@ public static class Catalog
     public static IReadOnlyList<Type> Resources { get; } = [typeof(Vm), typeof(Volume), typeof(Image), typeof(StoragePool), typeof(Network)];
 
     /// <summary>Data sources (Terraform data sources, Pulumi functions) and the type they return.</summary>
-    public static IReadOnlyList<Type> DataSources { get; } = [typeof(HostInfo), typeof(Vm)];
+    public static IReadOnlyList<Type> DataSources { get; } = [typeof(HostInfo), typeof(Vm), typeof(VmAddresses)];
 }

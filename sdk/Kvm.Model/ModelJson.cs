@@ -37,5 +37,6 @@ public static class ModelJson
 [JsonSerializable(typeof(Network))]
 [JsonSerializable(typeof(List<Network>))]
 [JsonSerializable(typeof(HostInfo))]
+[JsonSerializable(typeof(VmAddresses))]
 [JsonSerializable(typeof(Problem))]
 public sealed partial class ModelJsonContext : JsonSerializerContext;

@@ -126,6 +126,15 @@ public class VmSpec : IValidatable
     [Setting("What Terraform and Pulumi do when an update changes settings that need the VM restarted.")]
     public UpdatePolicySpec? UpdatePolicy { get; set; }
 
+    /// <summary>QEMU guest agent.</summary>
+    [Setting("The QEMU guest agent channel and what the agent uses it for, like Proxmox's `agent` option.")]
+    public AgentSpec? Agent { get; set; }
+
+    /// <summary>Waiting for IP addresses.</summary>
+    [Setting("Make Terraform and Pulumi wait, after creating or starting the VM (never on refresh), until its interfaces have IP addresses " +
+        "(from the guest agent, DHCP leases or the neighbour table). Unset: no waiting.", NullMeansAbsent = true, Update = UpdateKind.Live)]
+    public WaitForIpSpec? WaitForIp { get; set; }
+
     /// <inheritdoc />
     public virtual void Validate(ValidationContext context, AttrPath path)
     {
@@ -165,6 +174,7 @@ public class VmSpec : IValidatable
                 context.Add(path.Attr("network_interfaces").Key(slot).Attr("mac"), $"is also used by {other}.");
             macs[nic.Mac] = slot;
         }
+        GuestAgentRules.Validate(this, context, path);
     }
 
     /// <summary>Rules that compare an update with the current spec (things that can only grow).</summary>
@@ -211,6 +221,18 @@ public sealed class Vm : VmSpec
     /// <summary>Cloud-init instance-id.</summary>
     [Setting("Instance-id of the cloud-init seed, derived from its content; it changes only when `cloud_init.on_change` is `reprovision`.", ReadOnly = true)]
     public string? CloudInitInstanceId { get; set; }
+
+    /// <summary>IPv4 per slot.</summary>
+    [Setting("IPv4 addresses of each network interface slot, as last observed (see `kvm_vm_addresses` for a fresh look). Reading the VM never waits for them.", ReadOnly = true)]
+    public Dictionary<string, List<string>>? Ipv4Addresses { get; set; }
+
+    /// <summary>IPv6 per slot.</summary>
+    [Setting("IPv6 addresses of each network interface slot (link-local ones excluded), as last observed.", ReadOnly = true)]
+    public Dictionary<string, List<string>>? Ipv6Addresses { get; set; }
+
+    /// <summary>Primary IPv4.</summary>
+    [Setting("The first IPv4 address of the first network interface slot that has one, as last observed.", ReadOnly = true)]
+    public string? PrimaryIpv4 { get; set; }
 
     /// <summary>VNC endpoint.</summary>
     [Setting("VNC console address (`vnc://127.0.0.1:5901`) while the VM runs; the console listens on the host's loopback only.", ReadOnly = true)]

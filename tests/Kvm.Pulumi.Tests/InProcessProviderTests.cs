@@ -208,6 +208,9 @@ public sealed class InProcessProviderTests : IAsyncLifetime
 
         public Task<JsonObject> ReadHostAsync(string host, CancellationToken cancellationToken) =>
             Task.FromResult(JsonNode.Parse("""{"hostname":"h","qemu_version":"9.2.0"}""")!.AsObject());
+
+        public Task<JsonObject> ReadVmAddressesAsync(string host, long vmId, CancellationToken cancellationToken) =>
+            throw new NotSupportedException("getVmAddresses is tested against the real agent");
     }
 
     private sealed class ScriptedOperations : IResourceOperations

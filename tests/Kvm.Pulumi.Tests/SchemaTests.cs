@@ -30,7 +30,7 @@ public class SchemaTests
         var resources = Schema["resources"]!.AsObject().Select(p => p.Key).ToList();
         Assert.Equal(["kvm:index/vm:Vm", "kvm:index/volume:Volume", "kvm:index/image:Image", "kvm:index/storagePool:StoragePool", "kvm:index/network:Network"], resources);
         var functions = Schema["functions"]!.AsObject().Select(p => p.Key).ToList();
-        Assert.Equal(["kvm:index/getHost:getHost", "kvm:index/getVm:getVm"], functions);
+        Assert.Equal(["kvm:index/getHost:getHost", "kvm:index/getVm:getVm", "kvm:index/getVmAddresses:getVmAddresses"], functions);
     }
 
     [Fact]

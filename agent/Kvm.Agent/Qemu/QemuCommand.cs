@@ -67,6 +67,7 @@ public static partial class QemuCommand
         Process(c);
         Display(c);
         Balloon(c);
+        GuestAgent(c);
         Nics(c);
         Storage(c);
         c.Arg("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");

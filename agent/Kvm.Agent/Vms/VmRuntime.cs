@@ -88,6 +88,9 @@ public sealed class VmRuntime(
             vm.CloudInit = JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(ci, ModelJsonContext.Default.CloudInitSpec), ModelJsonContext.Default.CloudInitSpec);
             Secrets.Redact(vm);
         }
+        // Last observed only: a GET never asks the guest agent, the leases or the neighbour table.
+        if (services.GetService<Addresses.VmAddressService>()?.LastSeen(stored.VmId) is { } seen)
+            (vm.Ipv4Addresses, vm.Ipv6Addresses, vm.PrimaryIpv4) = (seen.Ipv4Addresses, seen.Ipv6Addresses, seen.PrimaryIpv4);
         return vm;
     }
 
@@ -225,27 +228,46 @@ public sealed class VmRuntime(
     }
 
     /// <summary>
-    /// ACPI power button, then waits up to <paramref name="timeout"/> for the guest to power off; after that a forced
-    /// stop when <paramref name="force"/>, otherwise 409. "Already stopped" is success.
+    /// Asks the guest to power off: through its guest agent (<c>guest-shutdown</c>) when the VM has the channel, the agent
+    /// is meant for shutdown and answers, otherwise the ACPI power button. Then waits up to <paramref name="timeout"/>; after
+    /// that a forced stop when <paramref name="force"/>, otherwise 409. "Already stopped" is success.
     /// </summary>
     public async Task ShutdownAsync(long vmId, TimeSpan timeout, bool force, CancellationToken cancellationToken)
     {
         if (MonitorOf(vmId) is not { } monitor)
             return;
-        try
+        var how = "guest shutdown (ACPI)";
+        if (await TryGuestAgentShutdownAsync(vmId, monitor, cancellationToken))
         {
-            await monitor.ExecuteAsync("system_powerdown", cancellationToken: cancellationToken);
+            how = "guest shutdown (guest agent)";
         }
-        catch (Exception e) when (e is IOException or TimeoutException or QmpException or AgentProblemException) { }
+        else
+        {
+            try
+            {
+                await monitor.ExecuteAsync("system_powerdown", cancellationToken: cancellationToken);
+            }
+            catch (Exception e) when (e is IOException or TimeoutException or QmpException or AgentProblemException) { }
+        }
         if (await ExitedWithin(monitor, timeout))
         {
             await ForgetAsync(vmId, monitor, VmStatus.Stopped);
-            Log.VmStopped(logger, vmId, "guest shutdown");
+            Log.VmStopped(logger, vmId, how);
             return;
         }
         if (!force)
             throw AgentProblemException.InvalidState($"VM {vmId} did not shut down within {timeout.TotalSeconds:0.#} s (the guest may ignore ACPI); use force=true or stop.");
         await StopAsync(vmId, cancellationToken);
+    }
+
+    private async Task<bool> TryGuestAgentShutdownAsync(long vmId, VmMonitor monitor, CancellationToken cancellationToken)
+    {
+        // The channel exists only if the VM started with it; whether to use it is a live setting, so it comes from the stored spec.
+        if (monitor.StartedSpec.Agent?.Enabled != true || monitor.Status != VmStatus.Running)
+            return false;
+        if (store.Find(vmId) is { } stored && stored.Spec.Agent?.UseForShutdown == false)
+            return false;
+        return services.GetService<GuestAgent.GuestAgents>() is { } agents && await agents.TryShutdownAsync(vmId, cancellationToken);
     }
 
     /// <summary>Pauses the guest (QMP stop).</summary>
@@ -336,7 +358,24 @@ public sealed class VmRuntime(
         var (disks, _) = await storage.ResolveAsync(vmId, Defaults.Apply(after), cancellationToken);
         if (!disks.TryGetValue(slot, out var file))
             return false;
-        return await GrowImageAsync(monitor, file.Path, gib * 1024 * 1024 * 1024, cancellationToken);
+        var grown = await GrowImageAsync(monitor, file.Path, gib * 1024 * 1024 * 1024, cancellationToken);
+        if (grown && monitor.StartedSpec.Agent?.Enabled == true && Defaults.Apply(after).Agent?.FstrimClonedDisks == true
+            && services.GetService<GuestAgent.GuestAgents>() is { } agents)
+            _ = TrimInBackgroundAsync(agents, vmId); // best effort; an update never waits for the guest
+        return grown;
+    }
+
+    private async Task TrimInBackgroundAsync(GuestAgent.GuestAgents agents, long vmId)
+    {
+        try
+        {
+            await agents.TrimAsync(vmId, _disposing.Token);
+            Log.GuestTrimmed(logger, vmId);
+        }
+        catch (Exception e) when (e is TimeoutException or IOException or GuestAgent.QgaException or OperationCanceledException)
+        {
+            Log.GuestTrimFailed(logger, vmId, e.Message);
+        }
     }
 
     /// <summary>Grows a standalone volume through the running VM that holds it (QEMU has the image open and locked).</summary>

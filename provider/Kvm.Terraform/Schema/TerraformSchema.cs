@@ -66,6 +66,7 @@ public static class TerraformSchema
     {
         ["kvm_host"] = () => DataSource(typeof(HostInfo), []),
         ["kvm_vm"] = () => DataSource(typeof(Vm), ["vm_id", "name"]),
+        ["kvm_vm_addresses"] = () => DataSource(typeof(VmAddresses), ["vm_id"]),
     };
 
     private static readonly Dictionary<string, Lazy<TfResourceType>> ResourceCache =
@@ -160,7 +161,7 @@ public static class TerraformSchema
                 Description = "Which agent to ask: a key of the provider's `hosts` map. Default: the provider's `endpoint`.",
             },
         };
-        attributes.AddRange(schema.Object.Attributes.Select(a => DataSourceAttribute(a, inputs.Contains(a.Name))));
+        attributes.AddRange(schema.Object.Attributes.Select(a => DataSourceAttribute(a, inputs.Contains(a.Name), inputs.Length > 1)));
         var description = model == typeof(Vm)
             ? "Reads an existing VM, by `vm_id` or by `name`. " + schema.Description
             : schema.Description;
@@ -172,10 +173,10 @@ public static class TerraformSchema
         };
     }
 
-    private static TfAttribute DataSourceAttribute(AttributeSchema a, bool input)
+    private static TfAttribute DataSourceAttribute(AttributeSchema a, bool input, bool otherKeys = false)
     {
         var nested = NestedObject(a.Type, inner => DataSourceAttribute(inner, false));
-        var lookup = input ? " Set it (or the other lookup key) to choose the VM." : "";
+        var lookup = !input ? "" : otherKeys ? " Set it (or the other lookup key) to choose the VM." : " Set it to choose the VM.";
         return new TfAttribute
         {
             Name = a.Name,

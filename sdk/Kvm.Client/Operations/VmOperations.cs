@@ -27,11 +27,20 @@ public sealed class VmOperations(IAgentClients agents) : ModelOperations<Vm, VmS
         var vmId = created.Value.VmId!.Value;
         try
         {
+            // wait_for_ip: on create (and start), never on read.
+            if (created.Value.Status == "running")
+                await IpWait.WaitAsync(client, vmId, spec, cancellationToken).ConfigureAwait(false);
             return WithSecrets(ToJson((await client.GetVmAsync(vmId, cancellationToken).ConfigureAwait(false)).Value), config);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            throw new PartialCreateException(ToJson(created.Value), e);
+            var current = created.Value;
+            if (e is WaitForIpTimeoutException)
+            {
+                try { current = (await client.GetVmAsync(vmId, cancellationToken).ConfigureAwait(false)).Value; }
+                catch (Exception again) when (again is KvmApiException or HttpRequestException) { }
+            }
+            throw new PartialCreateException(ToJson(current), e);
         }
     }
 
@@ -96,6 +105,9 @@ public sealed class VmOperations(IAgentClients agents) : ModelOperations<Vm, VmS
             var pending = updated.Value.Changes.Any(c => c.Outcome == AppliedChange.Pending);
             if (pending && running && policy == "auto" && updated.Value.Vm.Status is "running" or "paused")
                 await client.RebootVmAsync(vmId, timeout, cancellationToken).ConfigureAwait(false);
+            // The update started a stopped VM (power_state): wait_for_ip applies, as after a create.
+            if (!running && updated.Value.Vm.Status == "running")
+                await IpWait.WaitAsync(client, vmId, spec, cancellationToken).ConfigureAwait(false);
             return WithSecrets(ToJson((await client.GetVmAsync(vmId, cancellationToken).ConfigureAwait(false)).Value), config);
         }
     }

@@ -18,6 +18,9 @@ public interface IKvmBackend
 
     /// <summary><c>GET /v1/host</c> on <paramref name="host"/>, as model JSON.</summary>
     Task<JsonObject> ReadHostAsync(string host, CancellationToken cancellationToken);
+
+    /// <summary><c>GET /v1/vms/{vm_id}/addresses</c> on <paramref name="host"/>, as model JSON (<c>getVmAddresses</c>).</summary>
+    Task<JsonObject> ReadVmAddressesAsync(string host, long vmId, CancellationToken cancellationToken);
 }
 
 /// <summary>The one place the plugin meets the agent client: the lifecycles shared with the Terraform plugin.</summary>
@@ -31,6 +34,7 @@ public static class AgentBackend
         private readonly AgentClients _clients;
         private readonly Dictionary<Type, IResourceOperations> _resources;
         private readonly HostLookup _host;
+        private readonly VmAddressesLookup _addresses;
 
         public Backend(ProviderSettings settings)
         {
@@ -44,12 +48,16 @@ public static class AgentBackend
                 [typeof(Network)] = new NetworkOperations(_clients),
             };
             _host = new HostLookup(_clients);
+            _addresses = new VmAddressesLookup(_clients);
         }
 
         public IResourceOperations Resource(Type modelType) => _resources[modelType];
 
         public Task<JsonObject> ReadHostAsync(string host, CancellationToken cancellationToken) =>
             _host.ReadAsync(host, [], cancellationToken);
+
+        public Task<JsonObject> ReadVmAddressesAsync(string host, long vmId, CancellationToken cancellationToken) =>
+            _addresses.ReadAsync(host, new JsonObject { ["vm_id"] = vmId }, cancellationToken);
 
         // "" is the provider's own endpoint; other hosts are keys of its hosts map (Check refuses unknown ones).
         private static Uri EndpointFor(ProviderSettings settings, string host)

@@ -286,6 +286,11 @@ public sealed class ResourceProviderService : IDisposable
         {
             result = await Guard(() => configured.Backend.ReadHostAsync(host ?? "", cancel.Token)).ConfigureAwait(false);
         }
+        else if (function == FunctionKind.GetVmAddresses)
+        {
+            var vmId = args.Value["vm_id"]!.GetValue<long>();
+            result = await Guard(() => configured.Backend.ReadVmAddressesAsync(host ?? "", vmId, cancel.Token)).ConfigureAwait(false);
+        }
         else
         {
             var vmId = args.Value["vm_id"]!.ToJsonString();

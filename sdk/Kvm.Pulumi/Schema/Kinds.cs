@@ -118,7 +118,13 @@ internal sealed class FunctionKind
         new Field("vm_id", Shape.Integer, "Numeric VM ID of the VM to read.", Required: true),
     ]);
 
-    public static IReadOnlyList<FunctionKind> All { get; } = [GetHost, GetVm];
+    public static FunctionKind GetVmAddresses { get; } = new(typeof(VmAddresses), Schemas.Resource<VmAddresses>().Description,
+    [
+        ResourceKind.Host with { Description = "Which agent of the provider's `hosts` map the VM lives on. Unset: the provider's `endpoint`.", Update = UpdateKind.Live },
+        new Field("vm_id", Shape.Integer, "Numeric VM ID of the VM whose addresses to read.", Required: true),
+    ]);
+
+    public static IReadOnlyList<FunctionKind> All { get; } = [GetHost, GetVm, GetVmAddresses];
 
     public static FunctionKind? ForToken(string token) => All.FirstOrDefault(f => f.Token == token);
 }

@@ -33,6 +33,10 @@ public static class AgentApiDocument
         new("post", "/v1/vms/{vm_id}/reset", "resetVm", "Hard reset.", Response: "Vm", Problems: [404, 409], Tag: "vms"),
         new("post", "/v1/vms/{vm_id}/suspend", "suspendVm", "Pause the guest.", Response: "Vm", Problems: [404, 409], Tag: "vms"),
         new("post", "/v1/vms/{vm_id}/resume", "resumeVm", "Continue a paused guest.", Response: "Vm", Problems: [404, 409], Tag: "vms"),
+        new("get", "/v1/vms/{vm_id}/addresses", "getVmAddresses", "The VM's IP addresses per network interface slot from the QEMU guest agent, the DHCP leases of managed networks and the host's neighbour table, matched by MAC. Never waits: each source is bounded by a short timeout and reported in sources.",
+            Response: "VmAddresses", Problems: [404], Tag: "vms"),
+        new("get", "/v1/vms/{vm_id}/agent", "getVmGuestAgent", "What the VM's QEMU guest agent says about the guest (guest-info, host name, OS). 409 when the VM is not running, has no guest agent channel, or the guest agent does not answer within a few seconds.",
+            Response: "GuestAgentInfo", Problems: [404, 409], Tag: "vms"),
         new("get", "/v1/volumes", "listVolumes", "Every volume of every pool.", Response: "Volume[]", Tag: "storage"),
         new("post", "/v1/volumes", "createVolume", "Create a volume.", "VolumeSpec", "Volume", 201, Headers: ["Idempotency-Key"], Problems: [400, 409, 422, 507], Tag: "storage"),
         new("get", "/v1/volumes/{pool}/{name}", "getVolume", "One volume.", Response: "Volume", Problems: [404], Tag: "storage"),
@@ -77,11 +81,14 @@ public static class AgentApiDocument
             item[op.Method] = BuildOperation(op);
         }
         var schemas = new JsonObject();
-        foreach (var type in new[] { typeof(HostInfo), typeof(VmSpec), typeof(Vm), typeof(VolumeSpec), typeof(Volume), typeof(ImageSpec), typeof(Image), typeof(StoragePoolSpec), typeof(StoragePool), typeof(NetworkSpec), typeof(Network) })
+        foreach (var type in new[] { typeof(HostInfo), typeof(VmSpec), typeof(Vm), typeof(VolumeSpec), typeof(Volume), typeof(ImageSpec), typeof(Image), typeof(StoragePoolSpec), typeof(StoragePool), typeof(NetworkSpec), typeof(Network), typeof(VmAddresses) })
             AddObject(schemas, Schemas.For(type), type.Name);
         schemas["VmUpdateResult"] = Obj(("vm", Ref("Vm")), ("changes", new JsonObject { ["type"] = "array", ["items"] = Ref("AppliedChange") }));
         schemas["AppliedChange"] = Obj(("attribute", Str("Attribute path, e.g. disks[\"scsi0\"].size_gib.")),
             ("outcome", new JsonObject { ["type"] = "string", ["enum"] = new JsonArray("live", "pending", "stored") }));
+        schemas["GuestAgentInfo"] = Obj(("vm_id", new JsonObject { ["type"] = "integer" }), ("agent_version", Str("Version of qemu-guest-agent.")),
+            ("hostname", Str("The guest's host name.")), ("os_name", Str("Operating system (pretty name).")), ("os_version", Str("OS version id.")),
+            ("kernel_release", Str("Kernel release.")), ("supported_commands", new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["type"] = "string" } }));
         schemas["ProblemError"] = Obj(("attribute", Str("Attribute path the error concerns (empty: the request).")), ("detail", Str("What is wrong.")));
         schemas["Problem"] = Obj(("type", Str("Stable problem type URI, e.g. https://kvm.dev/problems/validation.")), ("title", Str("Short summary.")),
             ("status", new JsonObject { ["type"] = "integer" }), ("detail", Str("What happened, for people.")), ("instance", Str("The request path.")),

@@ -26,6 +26,7 @@ public static class DocsGenerator
     {
         ["kvm_host"] = ("host", "host-facts"),
         ["kvm_vm"] = ("vm", "host-facts"),
+        ["kvm_vm_addresses"] = ("vm_addresses", "guest-agent"),
     };
 
     public static IEnumerable<Page> Render(string repoRoot)

@@ -130,6 +130,7 @@ public class OfflineTerraformTests(TerraformFixture terraform)
     [InlineData("two-hosts")]
     [InlineData("storage-pool")]
     [InlineData("host-facts")]
+    [InlineData("guest-agent")]
     public void Every_example_is_valid(string scenario)
     {
         var dir = terraform.NewWorkDirectory(File.ReadAllText(Path.Combine(terraform.RepoRoot, "examples", "terraform", scenario, "main.tf")));
