@@ -9,6 +9,7 @@ using Xunit.Abstractions;
 
 namespace Kvm.Terraform.Tests.RealTerraform;
 
+
 /// <summary>
 /// Issue 5's proof on a real Linux guest, all through the real terraform: inside a network namespace of the test's own,
 /// a DHCP network, a Debian image imported from a loopback URL, and a VM with cloud-init and wait_for_ip. The apply
@@ -16,6 +17,7 @@ namespace Kvm.Terraform.Tests.RealTerraform;
 /// that re-provisions the running guest; destroy leaves nothing behind. Guests run under TCG: minutes, not seconds.
 /// </summary>
 [Collection(TerraformCollection.Name)]
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper output)
 {
     private static string Ed25519PublicKey()
