@@ -31,6 +31,12 @@ public sealed class AgentProcess : IDisposable
 
     public KvmClient Client { get; }
 
+    /// <summary>The agent's <c>--data-dir</c> (definitions, disks, the default pool).</summary>
+    public string DataDirectory => _dataDirectory;
+
+    /// <summary>The agent's <c>--run-dir</c> (pidfiles, QMP sockets).</summary>
+    public string RunDirectory => _runDirectory;
+
     public static async Task<AgentProcess> StartAsync(string repoRoot, string? token = null)
     {
         var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/')).Parent!.Name;

@@ -28,6 +28,15 @@ internal sealed record DiffOutcome(IReadOnlyList<PropertyChange> Changes, bool D
     public IEnumerable<string> Replaces => Changes.Where(c => c.Replaces).Select(c => JsonPaths.TopLevel(c.Path)).Distinct();
 
     public IEnumerable<string> Diffs => Changes.Select(c => JsonPaths.TopLevel(c.Path)).Distinct();
+
+    /// <summary>The outcome without changes under the resource's <c>ignoreChanges</c> paths.</summary>
+    public DiffOutcome Ignoring(IgnoredPaths ignored)
+    {
+        if (ignored.IsEmpty)
+            return this;
+        var kept = Changes.Where(c => !ignored.Covers(c.Path)).ToList();
+        return new DiffOutcome(kept, DeleteBeforeReplace && kept.Any(c => c.Replaces));
+    }
 }
 
 /// <summary>

@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Text.Json.Nodes;
 using Google.Protobuf.WellKnownTypes;
 using Kvm.Client;
+using Kvm.Client.Operations;
 using Kvm.Model;
 using Kvm.Model.Schema;
 using Kvm.Protocol.Grpc;
@@ -164,7 +165,7 @@ public sealed class ResourceProviderService : IDisposable
         var kind = KindOf(request.Type, request.Urn);
         var olds = PropertyCodec.Decode(request.Olds, kind.Shape, DecodeMode.State);
         var news = PropertyCodec.Decode(request.News, kind.Shape, DecodeMode.State);
-        var outcome = ResourceLogic.Diff(kind, olds.Value, news);
+        var outcome = ResourceLogic.Diff(kind, olds.Value, news).Ignoring(IgnoredPaths.Parse(request.IgnoreChanges));
         var response = new DiffResponse
         {
             HasDetailedDiff = true,
@@ -352,7 +353,7 @@ public sealed class ResourceProviderService : IDisposable
         {
             return await call().ConfigureAwait(false);
         }
-        catch (Exception e) when (e.Data[PartialStateKey] is JsonObject state)
+        catch (Exception e) when (PartialState(e) is { } state)
         {
             var outputs = ResourceLogic.WithHost(state, host);
             var detail = new ErrorResourceInitFailed
@@ -369,6 +370,14 @@ public sealed class ResourceProviderService : IDisposable
             throw Translate(e);
         }
     }
+
+    // The shared lifecycles throw PartialCreateException when a create succeeded but a later step
+    // (the read-back) failed; other layers may attach the state under PartialStateKey.
+    private static JsonObject? PartialState(Exception e) => e switch
+    {
+        PartialCreateException partial => partial.Created,
+        _ => e.Data[PartialStateKey] as JsonObject,
+    };
 
     private static async Task<T> Guard<T>(Func<Task<T>> call)
     {

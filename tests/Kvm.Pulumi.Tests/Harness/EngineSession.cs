@@ -85,11 +85,15 @@ internal sealed class EngineSession : IAsyncDisposable
             RandomSeed = Google.Protobuf.ByteString.CopyFrom(new byte[32]),
         }, CheckResponse.Parser);
 
-    public Task<DiffResponse> DiffAsync(string token, string name, string id, Struct oldOutputs, Struct oldInputs, Struct news) =>
-        Plugin.CallAsync("Diff", new DiffRequest
+    public Task<DiffResponse> DiffAsync(string token, string name, string id, Struct oldOutputs, Struct oldInputs, Struct news, IEnumerable<string>? ignoreChanges = null)
+    {
+        var request = new DiffRequest
         {
             Urn = Urn(token, name), Name = name, Type = token, Id = id, Olds = oldOutputs, OldInputs = oldInputs, News = news,
-        }, DiffResponse.Parser);
+        };
+        request.IgnoreChanges.AddRange(ignoreChanges ?? []);
+        return Plugin.CallAsync("Diff", request, DiffResponse.Parser);
+    }
 
     public Task<CreateResponse> CreateAsync(string token, string name, Struct inputs, bool preview) =>
         Plugin.CallAsync("Create", new CreateRequest
@@ -103,11 +107,18 @@ internal sealed class EngineSession : IAsyncDisposable
             Urn = Urn(token, name), Name = name, Type = token, Id = id, Properties = outputs, Inputs = inputs,
         }, ReadResponse.Parser);
 
-    public Task<UpdateResponse> UpdateAsync(string token, string name, string id, Struct oldOutputs, Struct oldInputs, Struct news, bool preview) =>
-        Plugin.CallAsync("Update", new UpdateRequest
+    public Task<UpdateResponse> UpdateAsync(string token, string name, string id, Struct oldOutputs, Struct oldInputs, Struct news, bool preview, IEnumerable<string>? ignoreChanges = null)
+    {
+        var request = new UpdateRequest
         {
             Urn = Urn(token, name), Name = name, Type = token, Id = id, Olds = oldOutputs, OldInputs = oldInputs, News = news, Preview = preview,
-        }, UpdateResponse.Parser);
+        };
+        request.IgnoreChanges.AddRange(ignoreChanges ?? []);
+        return Plugin.CallAsync("Update", request, UpdateResponse.Parser);
+    }
+
+    public Task<InvokeResponse> InvokeAsync(string token, Struct args, bool preview = false) =>
+        Plugin.CallAsync("Invoke", new InvokeRequest { Tok = token, Args = args, Preview = preview }, InvokeResponse.Parser);
 
     public Task<Empty> DeleteAsync(string token, string name, string id, Struct oldOutputs, Struct oldInputs) =>
         Plugin.CallAsync("Delete", new DeleteRequest
