@@ -230,6 +230,53 @@ public sealed class ResourceLifecycleTests(AgentLifecycleTests.Agent agent) : IC
         Assert.DoesNotContain(await agent.Process.Client.ListStoragePoolsAsync(), p => p.Name == poolName);
     }
 
+    [Fact]
+    public async Task APartialCreateIsKeptWithItsInitErrorsAndTheNextUpUpdatesItAndSecretsStaySecret()
+    {
+        await using var proxy = new FaultProxy(agent.Process.Endpoint);
+        await using var session = await EngineSession.StartAsync();
+        await session.ConfigureAsync(EngineSession.Config(proxy.Endpoint, agent.Process.Token));
+        var deployment = new Deployment(session);
+        var name = Unique("partial-");
+        var vm = new Goal(VmToken, "vm", _ =>
+        {
+            var inputs = Parse($$"""{"name":"{{name}}","powerState":"stopped","memory":{"sizeMib":128} }""");
+            inputs.Fields["description"] = EngineSession.Secret(Value.ForString("hush"));
+            return inputs;
+        });
+
+        // The VM is made, but the plugin's read-back is cut off: ErrorResourceInitFailed with the VM's id and state.
+        proxy.DropReadAfterNextCreate();
+        var failed = await Assert.ThrowsAsync<DeploymentFailedException>(() => deployment.UpAsync([vm], skipPreview: true));
+        Assert.Equal(1, proxy.Dropped);
+        Assert.Equal("create", failed.Op);
+        var detail = failed.Error.GetDetail<Kvm.Protocol.Pulumirpc.ErrorResourceInitFailed>();
+        Assert.NotNull(detail);
+        Assert.NotEqual(StatusCode.Unavailable, failed.Error.StatusCode);
+        var kept = deployment["vm"];
+        Assert.Equal(detail.Id, kept.Id);
+        Assert.NotEmpty(kept.InitErrors);
+        Assert.Equal(name, kept.Outputs.Fields["name"].StringValue);
+        var created = Assert.Single(await agent.Process.Client.ListVmsAsync(), v => v.Name == name);
+        Assert.Equal(kept.Id, created.VmId!.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        // Same program again: no diff, but the init errors make the engine update it.
+        Assert.Equal(["update"], (await deployment.UpAsync([vm])).Select(s => s.Op));
+        Assert.Empty(deployment["vm"].InitErrors);
+        Assert.Equal(["same"], (await deployment.PreviewAsync([vm])).Select(s => s.Op));
+
+        // The secret input comes back as a secret output, also after a refresh.
+        static void AssertSecret(Value value) =>
+            Assert.Equal(Sentinels.SecretSignature, value.StructValue.Fields[Sentinels.SignatureKey].StringValue);
+        AssertSecret(deployment["vm"].Outputs.Fields["description"]);
+        await deployment.RefreshAsync();
+        AssertSecret(deployment["vm"].Outputs.Fields["description"]);
+        AssertSecret(deployment["vm"].Inputs.Fields["description"]);
+
+        await deployment.DestroyAsync();
+        Assert.DoesNotContain(await agent.Process.Client.ListVmsAsync(), v => v.Name == name);
+    }
+
     private static void Run(string file, params string[] args)
     {
         using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true, UseShellExecute = false })!;
