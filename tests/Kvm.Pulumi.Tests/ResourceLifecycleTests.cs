@@ -77,11 +77,14 @@ public sealed class ResourceLifecycleTests(AgentLifecycleTests.Agent agent) : IC
         Assert.Equal(["same", "replace"], preview.Select(s => s.Op));
         Assert.Equal(2, (await agent.Process.Client.ListImagesAsync()).Count);
         await deployment.UpAsync([FromFile(), FromUrl(renamed)]);
+        // Create-before-delete: the second Check has no olds, and the old image goes at the very end.
+        Assert.Equal(["Check fromFile", "Diff fromFile", "Check fromUrl", "Diff fromUrl", "Check fromUrl", "Create fromUrl", "Delete fromUrl"], deployment.Calls);
         Assert.Equal(2, server.Requests);
         Assert.Equal(new[] { fileName, renamed }.Order(StringComparer.Ordinal), (await agent.Process.Client.ListImagesAsync()).Select(i => i.Name!).Order(StringComparer.Ordinal));
 
         // Same name, converted: the old image must go first.
         Assert.Equal(["delete-replaced", "same"], (await deployment.UpAsync([FromFile(Raw), FromUrl(renamed)])).Select(s => s.Op));
+        Assert.Equal(["Check fromFile", "Diff fromFile", "Check fromFile", "Delete fromFile", "Create fromFile", "Check fromUrl", "Diff fromUrl"], deployment.Calls);
         Assert.Equal("raw", deployment["fromFile"].Outputs.Fields["format"].StringValue);
 
         // Import into a fresh stack: Read by id, Check with the read inputs, and no diff.
@@ -181,6 +184,10 @@ public sealed class ResourceLifecycleTests(AgentLifecycleTests.Agent agent) : IC
         // In place: the volume grows, the VM's description changes.
         volumeSize = 2;
         description = "two";
+        // A preview of an update asks the plugin (Update with preview=true) and changes nothing.
+        Assert.Equal(["same", "update", "update"], (await deployment.PreviewAsync(Program())).Select(s => s.Op));
+        Assert.Equal(["Check pool", "Diff pool", "Check data", "Diff data", "Update data", "Check vm", "Diff vm", "Update vm"], deployment.Calls);
+        Assert.Equal(1, (await agent.Process.Client.GetVolumeAsync(poolName, "data.qcow2")).Value.SizeGib);
         Assert.Equal(["same", "update", "update"], (await deployment.UpAsync(Program())).Select(s => s.Op));
         Assert.Equal(2, (await agent.Process.Client.GetVolumeAsync(poolName, "data.qcow2")).Value.SizeGib);
         Assert.Equal("two", (await agent.Process.Client.GetVmAsync(long.Parse(deployment["vm"].Id, System.Globalization.CultureInfo.InvariantCulture))).Value.Description);

@@ -169,6 +169,8 @@ internal sealed class Deployment(EngineSession session)
                 var deleteFirst = goal.DeleteBeforeReplace ?? diff.DeleteBeforeReplace;
                 Steps.Add(new StepRecord(goal.Name, deleteFirst ? "delete-replaced" : "replace"));
                 var recheck = await Call("Check", goal.Name, () => Session.CheckAsync(goal.Token, goal.Name, null, news));
+                // The replacement takes the old resource's place in the state, so dependents still come after it.
+                var position = working.IndexOf(old);
                 if (!preview && deleteFirst)
                 {
                     await DeleteAsync(old);
@@ -179,7 +181,7 @@ internal sealed class Deployment(EngineSession session)
                     pendingDeletes.Add(old);
                     working.Remove(old);
                 }
-                var created = await CreateAsync(goal, recheck.Inputs, preview, working);
+                var created = await CreateAsync(goal, recheck.Inputs, preview, working, position);
                 planned[goal.Name] = (created.Outputs, preview);
                 continue;
             }
@@ -222,8 +224,16 @@ internal sealed class Deployment(EngineSession session)
         return [.. Steps];
     }
 
-    private async Task<ResourceState> CreateAsync(Goal goal, Struct inputs, bool preview, List<ResourceState> working)
+    private async Task<ResourceState> CreateAsync(Goal goal, Struct inputs, bool preview, List<ResourceState> working, int position = -1)
     {
+        void Keep(ResourceState state)
+        {
+            if (position >= 0 && position <= working.Count)
+                working.Insert(position, state);
+            else
+                working.Add(state);
+        }
+
         CreateResponse created;
         try
         {
@@ -233,7 +243,7 @@ internal sealed class Deployment(EngineSession session)
         {
             if (string.IsNullOrEmpty(partial.Id))
                 throw new InvalidOperationException("ErrorResourceInitFailed from Create without an id", e);
-            working.Add(new ResourceState(goal.Token, goal.Name, partial.Id, partial.Properties ?? new Struct(), inputs) { InitErrors = [.. partial.Reasons] });
+            Keep(new ResourceState(goal.Token, goal.Name, partial.Id, partial.Properties ?? new Struct(), inputs) { InitErrors = [.. partial.Reasons] });
             Commit(working);
             throw new DeploymentFailedException(goal.Name, "create", e);
         }
@@ -242,7 +252,7 @@ internal sealed class Deployment(EngineSession session)
         if (string.IsNullOrEmpty(created.Id))
             throw new InvalidOperationException($"provider did not return an ID from Create of {goal.Name}");
         var state = new ResourceState(goal.Token, goal.Name, created.Id, created.Properties ?? new Struct(), inputs);
-        working.Add(state);
+        Keep(state);
         return state;
     }
 
