@@ -238,7 +238,7 @@ public sealed class ResourceLifecycleTests(AgentLifecycleTests.Agent agent) : IC
     }
 
     [Fact]
-    public async Task APartialCreateIsKeptWithItsInitErrorsAndTheNextUpUpdatesItAndSecretsStaySecret()
+    public async Task APartialCreateOrUpdateIsKeptWithItsInitErrorsAndTheNextUpFinishesItAndSecretsStaySecret()
     {
         await using var proxy = new FaultProxy(agent.Process.Endpoint);
         await using var session = await EngineSession.StartAsync();
@@ -271,6 +271,27 @@ public sealed class ResourceLifecycleTests(AgentLifecycleTests.Agent agent) : IC
         Assert.Equal(["update"], (await deployment.UpAsync([vm])).Select(s => s.Op));
         Assert.Empty(deployment["vm"].InitErrors);
         Assert.Equal(["same"], (await deployment.PreviewAsync([vm])).Select(s => s.Op));
+
+        // An update whose answer is lost after the agent applied it: the plugin reads the VM back and
+        // reports what is there as ErrorResourceInitFailed, so the stack records the change.
+        var described = vm with
+        {
+            Inputs = _ =>
+            {
+                var inputs = vm.Inputs(null!);
+                inputs.Fields["memory"] = Value.ForStruct(Parse("""{"sizeMib":192}"""));
+                return inputs;
+            },
+        };
+        proxy.DropReadAfterNextUpdate();
+        var lost = await Assert.ThrowsAsync<DeploymentFailedException>(() => deployment.UpAsync([described], skipPreview: true));
+        Assert.Equal("update", lost.Op);
+        Assert.NotNull(lost.Error.GetDetail<Kvm.Protocol.Pulumirpc.ErrorResourceInitFailed>());
+        Assert.Equal(192d, deployment["vm"].Outputs.Fields["memory"].StructValue.Fields["sizeMib"].NumberValue);
+        Assert.NotEmpty(deployment["vm"].InitErrors);
+        Assert.Equal(["update"], (await deployment.UpAsync([described])).Select(s => s.Op));
+        Assert.Empty(deployment["vm"].InitErrors);
+        Assert.Equal(192, (await agent.Process.Client.GetVmAsync(long.Parse(kept.Id, System.Globalization.CultureInfo.InvariantCulture))).Value.Memory!.SizeMib);
 
         // The secret input comes back as a secret output, also after a refresh.
         static void AssertSecret(Value value) =>

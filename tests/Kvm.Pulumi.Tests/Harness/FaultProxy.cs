@@ -5,8 +5,8 @@ namespace Kvm.Pulumi.Tests.Harness;
 
 /// <summary>
 /// A loopback HTTP proxy in front of a real kvm-agent that forwards everything, except that it can
-/// drop the connection of the first VM read after a VM create: the VM exists on the agent, but the
-/// plugin's read-back fails, which is how a partial create looks from the plugin.
+/// drop the connection of the first VM read after a VM create or update: the change is made on the
+/// agent, but the plugin's read-back fails, which is how a partial create or update looks to the plugin.
 /// </summary>
 internal sealed class FaultProxy : IAsyncDisposable
 {
@@ -29,9 +29,17 @@ internal sealed class FaultProxy : IAsyncDisposable
 
     public string Endpoint { get; }
 
+    private volatile string _trigger = "POST /v1/vms";
+
     /// <summary>Drop the first <c>GET /v1/vms/{id}</c> that follows the next <c>POST /v1/vms</c>.</summary>
-    public void DropReadAfterNextCreate()
+    public void DropReadAfterNextCreate() => DropReadAfterNext("POST /v1/vms");
+
+    /// <summary>Drop the first <c>GET /v1/vms/{id}</c> that follows the next <c>PUT /v1/vms/{id}</c>.</summary>
+    public void DropReadAfterNextUpdate() => DropReadAfterNext("PUT /v1/vms/");
+
+    private void DropReadAfterNext(string trigger)
     {
+        _trigger = trigger;
         Volatile.Write(ref _createdSinceArmed, 0);
         Volatile.Write(ref _dropReadAfterCreate, 1);
     }
@@ -83,7 +91,8 @@ internal sealed class FaultProxy : IAsyncDisposable
             forward.Headers.TryAddWithoutValidation(name, request.Headers.GetValues(name) ?? []);
         }
         using var answer = await _upstream.SendAsync(forward);
-        if (request.HttpMethod == "POST" && path == "/v1/vms" && answer.IsSuccessStatusCode)
+        var call = $"{request.HttpMethod} {request.Url!.AbsolutePath}";
+        if (answer.IsSuccessStatusCode && (_trigger.EndsWith('/') ? call.StartsWith(_trigger, StringComparison.Ordinal) : call == _trigger))
             Volatile.Write(ref _createdSinceArmed, 1);
         var response = context.Response;
         response.StatusCode = (int)answer.StatusCode;
