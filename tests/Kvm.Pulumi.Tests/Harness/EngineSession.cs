@@ -46,17 +46,30 @@ internal sealed class EngineSession : IAsyncDisposable
 
     public static string ProviderUrn => Urn("pulumi:providers:kvm", "default_0_1_0");
 
-    /// <summary>CheckConfig → Configure with the checked inputs, as for a default provider from stack config.</summary>
+    /// <summary>
+    /// CheckConfig → Configure, as for a default provider from stack config: the engine adds its own
+    /// <c>version</c> key, sends CheckConfig the raw values (secrets unwrapped) and Configure the
+    /// checked inputs with the secrets wrapped again.
+    /// </summary>
     public async Task<ConfigureResponse> ConfigureAsync(Struct config)
     {
+        var news = config.Clone();
+        news.Fields["version"] = Value.ForString("0.1.0");
+        var raw = new Struct();
+        foreach (var (key, value) in news.Fields)
+            raw.Fields[key] = IsSecret(value) ? value.StructValue.Fields["value"] : value;
         var check = await Plugin.CallAsync("CheckConfig", new CheckRequest
         {
-            Urn = ProviderUrn, Name = "default_0_1_0", Type = "pulumi:providers:kvm", Olds = new Struct(), News = config,
+            Urn = ProviderUrn, Name = "default_0_1_0", Type = "pulumi:providers:kvm", Olds = new Struct(), News = raw,
         }, CheckResponse.Parser);
         Assert.Empty(check.Failures);
+        Assert.Equal("0.1.0", check.Inputs.Fields["version"].StringValue);
+        var args = check.Inputs.Clone();
+        foreach (var (key, value) in news.Fields.Where(f => IsSecret(f.Value)))
+            args.Fields[key] = value;
         return await Plugin.CallAsync("Configure", new ConfigureRequest
         {
-            Args = check.Inputs, AcceptSecrets = true, AcceptResources = true, SendsOldInputs = true, SendsOldInputsToDelete = true,
+            Args = args, AcceptSecrets = true, AcceptResources = true, SendsOldInputs = true, SendsOldInputsToDelete = true,
             Id = Guid.NewGuid().ToString(), Urn = ProviderUrn, Name = "default_0_1_0", Type = "pulumi:providers:kvm",
         }, ConfigureResponse.Parser);
     }
@@ -69,6 +82,11 @@ internal sealed class EngineSession : IAsyncDisposable
             config.Fields["token"] = Secret(Value.ForString(token));
         return config;
     }
+
+    private static bool IsSecret(Value value) =>
+        value.KindCase == Value.KindOneofCase.StructValue
+        && value.StructValue.Fields.TryGetValue(Sentinels.SignatureKey, out var signature)
+        && signature.StringValue == Sentinels.SecretSignature;
 
     public static Value Secret(Value inner)
     {
