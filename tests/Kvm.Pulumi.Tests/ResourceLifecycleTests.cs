@@ -204,6 +204,7 @@ public sealed class ResourceLifecycleTests(AgentLifecycleTests.Agent agent) : IC
         spec.Description = "changed on the host";
         await agent.Process.Client.UpdateVmAsync(vmId, spec, current.ETag);
         await deployment.RefreshAsync();
+        Assert.Equal(["refresh", "refresh", "refresh-drift"], deployment.Steps.Select(s => s.Op));
         Assert.Equal("changed on the host", deployment["vm"].Outputs.Fields["description"].StringValue);
         Assert.Equal(["same", "same", "same"], (await deployment.PreviewAsync(Program())).Select(s => s.Op));
         ignore = [];

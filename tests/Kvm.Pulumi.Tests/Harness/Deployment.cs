@@ -49,7 +49,8 @@ internal sealed class DeploymentFailedException(string resource, string op, Grpc
 /// Diff and Update. Replacement creates first and deletes the old resource at the end of the
 /// deployment, unless Diff (or the option) asks to delete first. ErrorResourceInitFailed keeps the
 /// resource with its init errors; the next up updates it even when Diff says nothing changed.
-/// Refresh is Read with the old outputs and inputs (an empty id removes the resource); destroy is
+/// Refresh is Read with the old outputs and inputs (an empty id removes the resource), then a Diff of
+/// what was read against the old inputs to show drift; destroy is
 /// Delete in reverse registration order. Import is Read by id, Check with the read inputs as olds,
 /// and a Diff that must be empty.
 /// </summary>
@@ -300,8 +301,11 @@ internal sealed class Deployment(EngineSession session)
                 _state.Remove(resource);
                 continue;
             }
-            Steps.Add(new StepRecord(resource.Name, "refresh"));
-            Replace(_state, resource with { Id = read.Id, Outputs = read.Properties ?? new Struct(), Inputs = read.Inputs ?? resource.Inputs });
+            // The engine renders drift with a Diff of the read state against the old inputs.
+            var readInputs = read.Inputs ?? resource.Inputs;
+            var drift = await Call("Diff", resource.Name, () => Session.DiffAsync(resource.Token, resource.Name, read.Id, read.Properties ?? new Struct(), readInputs, resource.Inputs));
+            Steps.Add(new StepRecord(resource.Name, drift.Changes == DiffResponse.Types.DiffChanges.DiffSome ? "refresh-drift" : "refresh"));
+            Replace(_state, resource with { Id = read.Id, Outputs = read.Properties ?? new Struct(), Inputs = readInputs });
         }
     }
 
