@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Google.Protobuf.WellKnownTypes;
 using Kvm.Client;
+using Kvm.Client.Operations;
 using Kvm.Model;
 using Kvm.Model.Validation;
 using Kvm.Protocol.Grpc;
@@ -92,9 +93,8 @@ public sealed class InProcessProviderTests : IAsyncLifetime
             var state = (JsonObject)config.DeepClone();
             state["vm_id"] = 102;
             state["status"] = "stopped";
-            var failure = new InvalidOperationException("created, but QEMU did not start: no space left on device");
-            failure.Data[ResourceProviderService.PartialStateKey] = state;
-            throw failure;
+            // What the shared VmOperations throws when the VM was created but reading it back failed.
+            throw new PartialCreateException(state, new HttpRequestException("QEMU did not start: connection reset"));
         };
         var error = await Assert.ThrowsAsync<GrpcException>(() => Call("Create", Create(StructCodecTests.Parse("""{"name":"web"}""")), CreateResponse.Parser));
         var detail = error.GetDetail<ErrorResourceInitFailed>();

@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Text.Json.Nodes;
 using Google.Protobuf.WellKnownTypes;
 using Kvm.Client;
+using Kvm.Client.Operations;
 using Kvm.Model;
 using Kvm.Model.Schema;
 using Kvm.Protocol.Grpc;
@@ -164,7 +165,7 @@ public sealed class ResourceProviderService : IDisposable
         var kind = KindOf(request.Type, request.Urn);
         var olds = PropertyCodec.Decode(request.Olds, kind.Shape, DecodeMode.State);
         var news = PropertyCodec.Decode(request.News, kind.Shape, DecodeMode.State);
-        var outcome = ResourceLogic.Diff(kind, olds.Value, news);
+        var outcome = ResourceLogic.Diff(kind, olds.Value, news).Ignoring(IgnoredPaths.Parse(request.IgnoreChanges));
         var response = new DiffResponse
         {
             HasDetailedDiff = true,
@@ -240,7 +241,15 @@ public sealed class ResourceProviderService : IDisposable
         ResourceLogic.TakeHost(config);
         var operations = Operations(kind);
         using var cancel = Linked(call, request.Timeout);
-        var state = await Run(() => operations.UpdateAsync(host ?? "", request.Id, prior, config, cancel.Token), news, host, operations, kind).ConfigureAwait(false);
+        JsonObject state;
+        try
+        {
+            state = await Run(() => operations.UpdateAsync(host ?? "", request.Id, prior, config, cancel.Token), news, host, operations, kind).ConfigureAwait(false);
+        }
+        catch (GrpcException e) when (!NothingHappened(e.StatusCode) && e.GetDetail<ErrorResourceInitFailed>() is null)
+        {
+            throw await PartialUpdateAsync(e, operations, host, request.Id, olds.Value, news, kind).ConfigureAwait(false);
+        }
         await WarnAboutPendingChanges(kind, state, request.Urn).ConfigureAwait(false);
         return new UpdateResponse { Properties = PropertyCodec.Encode(ResourceLogic.WithHost(state, host), kind.Shape, secrets) };
     }
@@ -359,7 +368,7 @@ public sealed class ResourceProviderService : IDisposable
         {
             return await call().ConfigureAwait(false);
         }
-        catch (Exception e) when (e.Data[PartialStateKey] is JsonObject state)
+        catch (Exception e) when (PartialState(e) is { } state)
         {
             var outputs = ResourceLogic.WithHost(state, host);
             var detail = new ErrorResourceInitFailed
@@ -375,6 +384,53 @@ public sealed class ResourceProviderService : IDisposable
         {
             throw Translate(e);
         }
+    }
+
+    // The shared lifecycles throw PartialCreateException when a create succeeded but a later step
+    // (the read-back) failed; other layers may attach the state under PartialStateKey.
+    private static JsonObject? PartialState(Exception e) => e switch
+    {
+        PartialCreateException partial => partial.Created,
+        _ => e.Data[PartialStateKey] as JsonObject,
+    };
+
+    // Refusals: the agent (or the plugin before sending anything) changed nothing.
+    private static bool NothingHappened(StatusCode code) => code is StatusCode.InvalidArgument or StatusCode.FailedPrecondition
+        or StatusCode.NotFound or StatusCode.AlreadyExists or StatusCode.Aborted or StatusCode.Unauthenticated
+        or StatusCode.PermissionDenied or StatusCode.ResourceExhausted;
+
+    /// <summary>
+    /// An update that failed after the agent may have applied part of it (a lost answer, a failed
+    /// restart): read the resource back and, when it changed, report ErrorResourceInitFailed with what
+    /// is there now, so the engine stores it and the next up finishes the job. If the read fails too,
+    /// or nothing changed, the original error stands.
+    /// </summary>
+    private static async Task<GrpcException> PartialUpdateAsync(GrpcException failure, IResourceOperations operations, string? host, string id,
+        JsonObject oldState, DecodedProperties news, ResourceKind kind)
+    {
+        JsonObject? current;
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            current = await operations.ReadAsync(host ?? "", id, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or KvmApiException or OperationCanceledException)
+        {
+            return failure;
+        }
+        if (current is null)
+            return failure;
+        var outputs = ResourceLogic.WithHost(current, host);
+        if (JsonNode.DeepEquals(ResourceLogic.InputsOf(kind, outputs), ResourceLogic.InputsOf(kind, oldState)))
+            return failure;
+        var detail = new ErrorResourceInitFailed
+        {
+            Id = operations.IdOf(current),
+            Properties = PropertyCodec.Encode(outputs, kind.Shape, news.Secrets),
+            Inputs = PropertyCodec.Encode(news.Value, kind.Shape, news.Secrets),
+        };
+        detail.Reasons.Add("updated in part, then failed: " + failure.Message);
+        return GrpcException.WithDetails(StatusCode.Unknown, failure.Message, detail);
     }
 
     private static async Task<T> Guard<T>(Func<Task<T>> call)

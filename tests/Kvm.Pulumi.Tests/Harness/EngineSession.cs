@@ -46,17 +46,30 @@ internal sealed class EngineSession : IAsyncDisposable
 
     public static string ProviderUrn => Urn("pulumi:providers:kvm", "default_0_1_0");
 
-    /// <summary>CheckConfig → Configure with the checked inputs, as for a default provider from stack config.</summary>
+    /// <summary>
+    /// CheckConfig → Configure, as for a default provider from stack config: the engine adds its own
+    /// <c>version</c> key, sends CheckConfig the raw values (secrets unwrapped) and Configure the
+    /// checked inputs with the secrets wrapped again.
+    /// </summary>
     public async Task<ConfigureResponse> ConfigureAsync(Struct config)
     {
+        var news = config.Clone();
+        news.Fields["version"] = Value.ForString("0.1.0");
+        var raw = new Struct();
+        foreach (var (key, value) in news.Fields)
+            raw.Fields[key] = IsSecret(value) ? value.StructValue.Fields["value"] : value;
         var check = await Plugin.CallAsync("CheckConfig", new CheckRequest
         {
-            Urn = ProviderUrn, Name = "default_0_1_0", Type = "pulumi:providers:kvm", Olds = new Struct(), News = config,
+            Urn = ProviderUrn, Name = "default_0_1_0", Type = "pulumi:providers:kvm", Olds = new Struct(), News = raw,
         }, CheckResponse.Parser);
         Assert.Empty(check.Failures);
+        Assert.Equal("0.1.0", check.Inputs.Fields["version"].StringValue);
+        var args = check.Inputs.Clone();
+        foreach (var (key, value) in news.Fields.Where(f => IsSecret(f.Value)))
+            args.Fields[key] = value;
         return await Plugin.CallAsync("Configure", new ConfigureRequest
         {
-            Args = check.Inputs, AcceptSecrets = true, AcceptResources = true, SendsOldInputs = true, SendsOldInputsToDelete = true,
+            Args = args, AcceptSecrets = true, AcceptResources = true, SendsOldInputs = true, SendsOldInputsToDelete = true,
             Id = Guid.NewGuid().ToString(), Urn = ProviderUrn, Name = "default_0_1_0", Type = "pulumi:providers:kvm",
         }, ConfigureResponse.Parser);
     }
@@ -69,6 +82,11 @@ internal sealed class EngineSession : IAsyncDisposable
             config.Fields["token"] = Secret(Value.ForString(token));
         return config;
     }
+
+    private static bool IsSecret(Value value) =>
+        value.KindCase == Value.KindOneofCase.StructValue
+        && value.StructValue.Fields.TryGetValue(Sentinels.SignatureKey, out var signature)
+        && signature.StringValue == Sentinels.SecretSignature;
 
     public static Value Secret(Value inner)
     {
@@ -85,11 +103,15 @@ internal sealed class EngineSession : IAsyncDisposable
             RandomSeed = Google.Protobuf.ByteString.CopyFrom(new byte[32]),
         }, CheckResponse.Parser);
 
-    public Task<DiffResponse> DiffAsync(string token, string name, string id, Struct oldOutputs, Struct oldInputs, Struct news) =>
-        Plugin.CallAsync("Diff", new DiffRequest
+    public Task<DiffResponse> DiffAsync(string token, string name, string id, Struct oldOutputs, Struct oldInputs, Struct news, IEnumerable<string>? ignoreChanges = null)
+    {
+        var request = new DiffRequest
         {
             Urn = Urn(token, name), Name = name, Type = token, Id = id, Olds = oldOutputs, OldInputs = oldInputs, News = news,
-        }, DiffResponse.Parser);
+        };
+        request.IgnoreChanges.AddRange(ignoreChanges ?? []);
+        return Plugin.CallAsync("Diff", request, DiffResponse.Parser);
+    }
 
     public Task<CreateResponse> CreateAsync(string token, string name, Struct inputs, bool preview) =>
         Plugin.CallAsync("Create", new CreateRequest
@@ -103,11 +125,18 @@ internal sealed class EngineSession : IAsyncDisposable
             Urn = Urn(token, name), Name = name, Type = token, Id = id, Properties = outputs, Inputs = inputs,
         }, ReadResponse.Parser);
 
-    public Task<UpdateResponse> UpdateAsync(string token, string name, string id, Struct oldOutputs, Struct oldInputs, Struct news, bool preview) =>
-        Plugin.CallAsync("Update", new UpdateRequest
+    public Task<UpdateResponse> UpdateAsync(string token, string name, string id, Struct oldOutputs, Struct oldInputs, Struct news, bool preview, IEnumerable<string>? ignoreChanges = null)
+    {
+        var request = new UpdateRequest
         {
             Urn = Urn(token, name), Name = name, Type = token, Id = id, Olds = oldOutputs, OldInputs = oldInputs, News = news, Preview = preview,
-        }, UpdateResponse.Parser);
+        };
+        request.IgnoreChanges.AddRange(ignoreChanges ?? []);
+        return Plugin.CallAsync("Update", request, UpdateResponse.Parser);
+    }
+
+    public Task<InvokeResponse> InvokeAsync(string token, Struct args, bool preview = false) =>
+        Plugin.CallAsync("Invoke", new InvokeRequest { Tok = token, Args = args, Preview = preview }, InvokeResponse.Parser);
 
     public Task<Empty> DeleteAsync(string token, string name, string id, Struct oldOutputs, Struct oldInputs) =>
         Plugin.CallAsync("Delete", new DeleteRequest
