@@ -35,6 +35,9 @@ public sealed class AgentProcess : IDisposable
 
     public string Token { get; }
 
+    /// <summary>The agent's data directory (definitions, seeds, lease files), for leftover checks.</summary>
+    public string DataDirectory => _dataDirectory;
+
     public KvmClient Client { get; }
 
     /// <summary>The agent's --data-dir.</summary>
