@@ -216,11 +216,11 @@ internal static class ResourceLogic
 
     /// <summary>
     /// Splits an import id: <c>lab-01/101</c> is VM 101 on host lab-01. Volume ids contain one
-    /// slash themselves (<c>pool/name</c>), so only a further one names a host.
+    /// slash themselves (<c>pool/name</c>), and so do image ids, so only a further one names a host.
     /// </summary>
     public static (string? Host, string Id) SplitImportId(ResourceKind kind, string id)
     {
-        var ownSlashes = kind.IdAttribute == "volume_id" ? 1 : 0;
+        var ownSlashes = kind.IdAttribute is "volume_id" or "image_id" ? 1 : 0;
         var slash = id.IndexOf('/', StringComparison.Ordinal);
         return id.Count(c => c == '/') > ownSlashes && slash > 0 ? (id[..slash], id[(slash + 1)..]) : (null, id);
     }
