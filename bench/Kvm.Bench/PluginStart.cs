@@ -21,7 +21,12 @@ namespace Kvm.Bench;
 /// </summary>
 public static class PluginStart
 {
-    public const string Usage = "usage: kvm-bench plugin-start --terraform PATH --pulumi PATH [--starts N] [--out FILE] [--label TEXT]";
+    public const string Usage = "usage: kvm-bench plugin-start --terraform PATH --pulumi PATH [--starts N] [--out FILE] [--label TEXT] [--env NAME=VALUE]... [--only TEXT]";
+
+    /// <summary>Extra environment for every plugin started (--env NAME=VALUE), to try runtime knobs.</summary>
+    private static readonly Dictionary<string, string> s_environment = [];
+
+    private static string? s_only;
 
     private sealed record Variant(string Name, string Binary, bool Terraform, bool Mtls);
 
@@ -41,6 +46,16 @@ public static class PluginStart
                 case "--starts": starts = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--out": output = Next(); break;
                 case "--label": label = Next(); break;
+                case "--env":
+                    var pair = Next();
+                    var eq = pair.IndexOf('=', StringComparison.Ordinal);
+                    if (eq <= 0)
+                        throw new ArgumentException($"--env needs NAME=VALUE, not {pair}");
+                    s_environment[pair[..eq]] = pair[(eq + 1)..];
+                    break;
+                case "--only":
+                    s_only = Next();
+                    break;
                 default: throw new ArgumentException($"unknown option {args[i]}\n{Usage}");
             }
         }
@@ -52,6 +67,8 @@ public static class PluginStart
         }
         if (pulumi is not null)
             variants.Add(new Variant("pulumi-resource-kvm", pulumi, false, false));
+        if (s_only is not null)
+            variants.RemoveAll(v => !v.Name.Contains(s_only, StringComparison.OrdinalIgnoreCase));
         if (variants.Count == 0)
             throw new ArgumentException(Usage);
 
@@ -89,6 +106,8 @@ public static class PluginStart
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in s_environment)
+            start.Environment[name] = value;
         if (variant.Terraform)
         {
             start.Environment["TF_PLUGIN_MAGIC_COOKIE"] = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
@@ -203,6 +222,8 @@ public static class PluginStart
         var sb = new StringBuilder();
         var load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "?";
         sb.Append(CultureInfo.InvariantCulture, $"## Plugin start-up{(label is null ? "" : " — " + label)}\n\n");
+        if (s_environment.Count > 0)
+            sb.Append(CultureInfo.InvariantCulture, $"Extra environment: {string.Join(", ", s_environment.Select(e => $"`{e.Key}={e.Value}`"))}.\n\n");
         sb.Append(CultureInfo.InvariantCulture, $"{starts} starts per variant (one untimed start first), variants rotated per round; load average at the end: {load}; {Environment.ProcessorCount} CPUs.\n\n");
         sb.Append("| Plugin | exec → handshake, median (min–max) | CPU at handshake, median | exec → first RPC answered, median (min–max) | CPU at first RPC, median |\n");
         sb.Append("|---|---|---|---|---|\n");
