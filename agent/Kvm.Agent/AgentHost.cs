@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Serialization;
@@ -33,7 +34,7 @@ public sealed class AgentHost : IAsyncDisposable
     /// <summary>The ASP.NET Core application (its services, its endpoint data source).</summary>
     public WebApplication App { get; }
 
-    /// <summary>Where the agent listens, e.g. http://127.0.0.1:41234/.</summary>
+    /// <summary>Where the agent listens, e.g. http://127.0.0.1:41234/ or unix:///run/kvm-agent/agent.sock.</summary>
     public Uri BaseAddress { get; }
 
     /// <summary>The bearer token clients must send.</summary>
@@ -49,6 +50,8 @@ public sealed class AgentHost : IAsyncDisposable
         Directory.CreateDirectory(options.DataDir);
         Directory.CreateDirectory(options.RunDir);
         var (token, generatedTokenFile) = BearerToken.Resolve(options);
+        if (options.Listen is UnixDomainSocketEndPoint unix)
+            UnixListener.ClaimSocketPath(unix.ToString());
         var facts = await HostProbe.ProbeAsync(new CommandRunner(), "qemu-system-x86_64", options.Accel, cancellationToken: cancellationToken);
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "kvm-agent", ContentRootPath = AppContext.BaseDirectory });
@@ -88,7 +91,17 @@ public sealed class AgentHost : IAsyncDisposable
         if (generatedTokenFile is not null)
             Log.TokenGenerated(logger, generatedTokenFile);
         Log.Listening(logger, address, options.DataDir, options.RunDir, facts.DefaultAccelerator);
-        var uri = new Uri(address.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", IPAddress.Loopback.ToString(), StringComparison.Ordinal) + "/");
+        Uri uri;
+        if (options.Listen is UnixDomainSocketEndPoint socket)
+        {
+            // The socket carries the same bearer-token API; the file mode keeps other local users from even connecting.
+            File.SetUnixFileMode(socket.ToString(), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+            uri = new Uri("unix://" + socket);
+        }
+        else
+        {
+            uri = new Uri(address.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", IPAddress.Loopback.ToString(), StringComparison.Ordinal) + "/");
+        }
         return new AgentHost(app, uri, token);
     }
 

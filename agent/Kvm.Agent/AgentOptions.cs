@@ -9,8 +9,11 @@ namespace Kvm.Agent;
 /// </summary>
 public sealed record AgentOptions
 {
-    /// <summary>Where Kestrel listens (port 0: any free port, for tests).</summary>
-    public IPEndPoint Listen { get; init; } = new(IPAddress.Loopback, 8680);
+    /// <summary>
+    /// Where Kestrel listens: an <see cref="IPEndPoint"/> (port 0: any free port, for tests) or a
+    /// <see cref="System.Net.Sockets.UnixDomainSocketEndPoint"/> for local clients.
+    /// </summary>
+    public EndPoint Listen { get; init; } = new IPEndPoint(IPAddress.Loopback, 8680);
 
     /// <summary>VM definitions, logs, EFI variable stores, the generated token.</summary>
     public string DataDir { get; init; } = "/var/lib/kvm-agent";
@@ -48,7 +51,7 @@ public sealed record AgentOptions
     /// <summary>Usage text for <c>--help</c> and errors.</summary>
     public const string Usage = """
         Usage: kvm-agent [options]
-          --listen ADDR:PORT     listen address (default 127.0.0.1:8680)
+          --listen ADDR:PORT     listen address (default 127.0.0.1:8680), or unix:/PATH for a unix socket
           --data-dir DIR         VM definitions, logs, token (default /var/lib/kvm-agent)
           --run-dir DIR          QMP sockets and pidfiles (default /run/kvm-agent)
           --accel auto|kvm|tcg   default accelerator (default auto)
@@ -94,9 +97,20 @@ public sealed record AgentOptions
         return this with { DataDir = Path.GetFullPath(DataDir), RunDir = runDir, TokenFile = TokenFile is null ? null : Path.GetFullPath(TokenFile) };
     }
 
-    /// <summary>Parses <c>ADDR:PORT</c> or <c>[v6]:PORT</c>.</summary>
-    public static IPEndPoint ParseEndpoint(string text)
+    /// <summary>Parses <c>ADDR:PORT</c>, <c>[v6]:PORT</c> or <c>unix:/absolute/path.sock</c>.</summary>
+    public static EndPoint ParseEndpoint(string text)
     {
+        if (text.StartsWith("unix:", StringComparison.Ordinal))
+        {
+            var path = text["unix:".Length..];
+            if (path.StartsWith("//", StringComparison.Ordinal))
+                path = path[2..];
+            if (!Path.IsPathFullyQualified(path) || path.EndsWith('/'))
+                throw new ArgumentException($"--listen \"{text}\": a unix socket needs an absolute file path (unix:/run/kvm-agent/agent.sock).");
+            if (System.Text.Encoding.UTF8.GetByteCount(path) > MaxSocketPath)
+                throw new ArgumentException($"--listen \"{text}\": a socket path has at most {MaxSocketPath} bytes.");
+            return new System.Net.Sockets.UnixDomainSocketEndPoint(path);
+        }
         if (IPEndPoint.TryParse(text, out var endpoint) && text.Contains(':', StringComparison.Ordinal) && endpoint.Port is >= 0 and <= 65535)
             return endpoint;
         var colon = text.LastIndexOf(':');

@@ -71,14 +71,14 @@ public sealed class ProviderSettings
             yield break;
         var endpoint = config.GetAttr("endpoint");
         if (endpoint.IsKnown && !endpoint.IsNull && !IsAgentUrl(endpoint.AsString()))
-            yield return Diagnostics.Error("Invalid endpoint", $"\"{endpoint.AsString()}\" is not an http:// or https:// URL of a kvm-agent.", AttrPath.Root.Attr("endpoint"));
+            yield return Diagnostics.Error("Invalid endpoint", $"\"{endpoint.AsString()}\" is not {Kvm.Client.AgentEndpoint.Forms} of a kvm-agent.", AttrPath.Root.Attr("endpoint"));
         var hosts = config.GetAttr("hosts");
         if (hosts.IsKnown && !hosts.IsNull)
         {
             foreach (var (key, value) in hosts.Entries)
             {
                 if (value.IsKnown && !value.IsNull && !IsAgentUrl(value.AsString()))
-                    yield return Diagnostics.Error("Invalid host endpoint", $"hosts[\"{key}\"]: \"{value.AsString()}\" is not an http:// or https:// URL of a kvm-agent.",
+                    yield return Diagnostics.Error("Invalid host endpoint", $"hosts[\"{key}\"]: \"{value.AsString()}\" is not {Kvm.Client.AgentEndpoint.Forms} of a kvm-agent.",
                         AttrPath.Root.Attr("hosts").Key(key));
             }
         }
@@ -102,8 +102,7 @@ public sealed class ProviderSettings
         throw new ProviderConfigurationException($"Host \"{host}\" is not in the provider's `hosts` map ({known}).");
     }
 
-    private static bool IsAgentUrl(string text) =>
-        Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
+    private static bool IsAgentUrl(string text) => Kvm.Client.AgentEndpoint.TryParse(text, out _);
 
     private static string? NonEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 }

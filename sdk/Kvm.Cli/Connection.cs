@@ -48,8 +48,8 @@ public sealed class Connection
         var text = parsed.GetValue(Endpoint) ?? NonEmpty(Environment.GetEnvironmentVariable("KVM_ENDPOINT")) ?? DefaultEndpoint;
         if (!text.Contains("://", StringComparison.Ordinal))
             text = "http://" + text;
-        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-            throw CliException.Usage($"--endpoint \"{text}\" is not an http:// or https:// URL.");
+        if (!AgentEndpoint.TryParse(text, out var uri))
+            throw CliException.Usage($"--endpoint \"{text}\" is not {AgentEndpoint.Forms}.");
         return uri;
     }
 
@@ -93,8 +93,7 @@ public sealed class Connection
         }
     }
 
-    private static bool IsLoopback(Uri endpoint) =>
-        endpoint.IsLoopback || (IPAddress.TryParse(endpoint.Host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
+    private static bool IsLoopback(Uri endpoint) => AgentEndpoint.IsLocal(endpoint);
 
     private static string? NonEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
 

@@ -41,11 +41,12 @@ public sealed class KvmClient : IDisposable
 
     private KvmClient(HttpClient http, bool ownsHttp) : this(http) => _ownsHttp = ownsHttp;
 
-    /// <summary>A client for the agent at <paramref name="endpoint"/> with a bearer token.</summary>
+    /// <summary>A client for the agent at <paramref name="endpoint"/> (http, https or unix socket, see <see cref="AgentEndpoint"/>) with a bearer token.</summary>
     public static KvmClient Create(Uri endpoint, string token, HttpMessageHandler? handler = null, TimeSpan? timeout = null)
     {
+        handler = AgentEndpoint.Route(endpoint, handler);
         var http = handler is null ? new HttpClient() : new HttpClient(handler, disposeHandler: true);
-        http.BaseAddress = endpoint.AbsoluteUri.EndsWith('/') ? endpoint : new Uri(endpoint.AbsoluteUri + "/");
+        http.BaseAddress = AgentEndpoint.HttpBase(endpoint);
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         http.Timeout = timeout ?? TimeSpan.FromMinutes(5);
         return new KvmClient(http, ownsHttp: true);

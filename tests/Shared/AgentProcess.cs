@@ -31,25 +31,57 @@ public sealed class AgentProcess : IDisposable
 
     public KvmClient Client { get; }
 
-    public static async Task<AgentProcess> StartAsync(string repoRoot, string? token = null)
+    /// <summary>The network namespace the agent (and its QEMUs, bridges, taps, dnsmasq) runs in; null: the host's.</summary>
+    public string? Netns { get; private set; }
+
+    public static Task<AgentProcess> StartAsync(string repoRoot, string? token = null) => StartAsync(repoRoot, token, inNamespace: false);
+
+    /// <summary>
+    /// An agent inside a network namespace made for it (<c>ip netns exec</c>): every bridge, tap, DHCP server and guest
+    /// NIC it makes lives there, never on the host's links. It listens on a unix socket, which clients in the host's
+    /// namespace (terraform, the Pulumi harness, this test) reach through the file system. Disposing deletes the namespace.
+    /// </summary>
+    public static Task<AgentProcess> StartInNamespaceAsync(string repoRoot, string? token = null) => StartAsync(repoRoot, token, inNamespace: true);
+
+    private static async Task<AgentProcess> StartAsync(string repoRoot, string? token, bool inNamespace)
     {
         var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/')).Parent!.Name;
         var binary = Path.Combine(repoRoot, "agent", "Kvm.Agent", "bin", configuration, "net10.0", "kvm-agent");
         if (!File.Exists(binary))
             throw new InvalidOperationException($"kvm-agent is not built at {binary}; build the solution first");
-        var port = FreePort();
         var data = Directory.CreateTempSubdirectory("kvm-agent-data-").FullName;
         // QMP socket paths must stay under 108 bytes: a short run directory.
         var run = Path.Combine("/tmp", "kat-" + Guid.NewGuid().ToString("N")[..6]);
         Directory.CreateDirectory(run);
         token ??= Guid.NewGuid().ToString("N");
-        var start = new ProcessStartInfo(binary)
+        string? netns = null;
+        string listen, endpoint;
+        if (inNamespace)
+        {
+            netns = "kvmt-" + Guid.NewGuid().ToString("N")[..8];
+            Ip("netns", "add", netns);
+            Ip("-n", netns, "link", "set", "lo", "up");
+            var socket = Path.Combine(run, "agent.sock");
+            listen = "unix:" + socket;
+            endpoint = "unix://" + socket;
+        }
+        else
+        {
+            var port = FreePort();
+            listen = $"127.0.0.1:{port}";
+            endpoint = $"http://127.0.0.1:{port}";
+        }
+        // `ip netns exec` execs the agent in place: the process started here is the agent itself.
+        var start = new ProcessStartInfo(netns is null ? binary : "ip")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { "--listen", $"127.0.0.1:{port}", "--data-dir", data, "--run-dir", run, "--accel", "tcg" })
+        if (netns is not null)
+            foreach (var arg in new[] { "netns", "exec", netns, binary })
+                start.ArgumentList.Add(arg);
+        foreach (var arg in new[] { "--listen", listen, "--data-dir", data, "--run-dir", run, "--accel", "tcg" })
             start.ArgumentList.Add(arg);
         start.Environment["KVM_AGENT_TOKEN"] = token;
         var process = Process.Start(start)!;
@@ -57,11 +89,14 @@ public sealed class AgentProcess : IDisposable
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var agent = new AgentProcess(process, $"http://127.0.0.1:{port}", token, data, run);
+        var agent = new AgentProcess(process, endpoint, token, data, run) { Netns = netns };
         for (var i = 0; i < 300; i++)
         {
             if (process.HasExited)
+            {
+                agent.Dispose();
                 throw new InvalidOperationException($"kvm-agent exited with {process.ExitCode}");
+            }
             try
             {
                 if (await agent.Client.IsHealthyAsync())
@@ -75,6 +110,25 @@ public sealed class AgentProcess : IDisposable
         }
         agent.Dispose();
         throw new TimeoutException("kvm-agent did not become healthy in 30 s");
+    }
+
+    /// <summary>Runs <c>ip</c> with an argv array; throws with its stderr when it fails.</summary>
+    public static string Ip(params string[] args)
+    {
+        var info = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in args)
+            info.ArgumentList.Add(arg);
+        using var ip = Process.Start(info)!;
+        var stdout = ip.StandardOutput.ReadToEndAsync();
+        var stderr = ip.StandardError.ReadToEnd();
+        if (!ip.WaitForExit(30_000))
+        {
+            ip.Kill();
+            throw new TimeoutException("ip " + string.Join(' ', args) + " did not finish in 30 s");
+        }
+        if (ip.ExitCode != 0)
+            throw new InvalidOperationException($"ip {string.Join(' ', args)} failed ({ip.ExitCode}): {stderr.Trim()}");
+        return stdout.Result;
     }
 
     private static int FreePort()
@@ -102,6 +156,8 @@ public sealed class AgentProcess : IDisposable
         }
         _process.Dispose();
         Client.Dispose();
+        if (Netns is { } netns)
+            RemoveNamespace(netns);
         foreach (var dir in new[] { _dataDirectory, _runDirectory })
         {
             try
@@ -116,6 +172,37 @@ public sealed class AgentProcess : IDisposable
             {
                 // Same.
             }
+        }
+    }
+
+    /// <summary>The processes still in the agent's namespace (its QEMUs, dnsmasqs), by PID.</summary>
+    public IReadOnlyList<int> NamespacePids() =>
+        Netns is null ? [] : Ip("netns", "pids", Netns).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToList();
+
+    // Everything in the namespace was started by this agent for this test: kill what is left by PID, then drop the
+    // namespace, which takes its bridges and taps with it.
+    private void RemoveNamespace(string netns)
+    {
+        try
+        {
+            foreach (var pid in NamespacePids())
+            {
+                try
+                {
+                    using var leftover = Process.GetProcessById(pid);
+                    leftover.Kill();
+                    leftover.WaitForExit(5000);
+                }
+                catch (ArgumentException)
+                {
+                    // Already gone.
+                }
+            }
+            Ip("netns", "del", netns);
+        }
+        catch (InvalidOperationException)
+        {
+            // Best effort: a namespace that is already gone.
         }
     }
 }

@@ -21,6 +21,21 @@ internal static partial class Posix
     public const short POSIX_SPAWN_SETSIGMASK = 0x08;
     public const short POSIX_SPAWN_SETSID = 0x80;
 
+    [LibraryImport("libc", EntryPoint = "lstat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int lstat(string path, byte* buffer);
+
+    /// <summary>True when <paramref name="path"/> itself (not a link target) is a socket.</summary>
+    public static unsafe bool IsSocket(string path)
+    {
+        // struct stat is at most 144 bytes on Linux ABIs; st_mode sits at offset 24 on x86_64 and 16 on arm64.
+        const uint S_IFMT = 0xF000, S_IFSOCK = 0xC000;
+        var buffer = stackalloc byte[256];
+        if (lstat(path, buffer) != 0)
+            return false;
+        var offset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16;
+        return (*(uint*)(buffer + offset) & S_IFMT) == S_IFSOCK;
+    }
+
     [LibraryImport("libc", SetLastError = true)]
     public static partial int posix_spawnp(out int pid, IntPtr file, IntPtr fileActions, IntPtr attr, IntPtr argv, IntPtr envp);
 

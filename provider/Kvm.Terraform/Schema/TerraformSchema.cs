@@ -280,7 +280,7 @@ public static class TerraformSchema
             new()
             {
                 Name = "endpoint", Type = CtyType.String, Presence = TfPresence.Optional,
-                Description = "Base URL of the default host's agent, e.g. `http://127.0.0.1:8680`. Default: the `KVM_ENDPOINT` environment variable.",
+                Description = "Base URL of the default host's agent, e.g. `http://127.0.0.1:8680`, or a local agent's socket, `unix:///run/kvm-agent/agent.sock`. Default: the `KVM_ENDPOINT` environment variable.",
             },
             new()
             {

@@ -43,21 +43,20 @@ public sealed record ProviderSettings(string? Endpoint, string? Token, IReadOnly
         var problems = new List<PropertyProblem>(config.Problems);
         var endpoint = AttrPath.Root.Attr(ProviderFields.Endpoint.Name);
         if (!config.IsUnknownAt(endpoint) && Text(config.Value, ProviderFields.Endpoint.Name) is { } url && !IsAgentUrl(url))
-            problems.Add(new PropertyProblem(endpoint, $"\"{url}\" is not an http:// or https:// URL."));
+            problems.Add(new PropertyProblem(endpoint, $"\"{url}\" is not {Kvm.Client.AgentEndpoint.Forms}."));
         if (config.Value[ProviderFields.Hosts.Name] is JsonObject hosts)
         {
             foreach (var (name, value) in hosts)
             {
                 var path = AttrPath.Root.Attr(ProviderFields.Hosts.Name).Key(name);
                 if (!config.IsUnknownAt(path) && value is JsonValue v && v.TryGetValue<string>(out var hostUrl) && !IsAgentUrl(hostUrl))
-                    problems.Add(new PropertyProblem(path, $"\"{hostUrl}\" is not an http:// or https:// URL."));
+                    problems.Add(new PropertyProblem(path, $"\"{hostUrl}\" is not {Kvm.Client.AgentEndpoint.Forms}."));
             }
         }
         return problems;
     }
 
-    private static bool IsAgentUrl(string text) =>
-        Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
+    private static bool IsAgentUrl(string text) => Kvm.Client.AgentEndpoint.TryParse(text, out _);
 
     private static string? Text(JsonObject config, string name) =>
         config[name] is JsonValue value && value.TryGetValue<string>(out var text) ? NonEmpty(text) : null;

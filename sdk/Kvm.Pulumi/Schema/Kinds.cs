@@ -130,7 +130,7 @@ internal static class ProviderFields
     public const string TokenEnvironment = "KVM_TOKEN";
 
     public static Field Endpoint { get; } = new("endpoint", Shape.String,
-        $"Base URL of the default host's kvm-agent, e.g. `http://127.0.0.1:8680`. Falls back to the `{EndpointEnvironment}` environment variable.");
+        $"Base URL of the default host's kvm-agent, e.g. `http://127.0.0.1:8680`, or a local agent's socket, `unix:///run/kvm-agent/agent.sock`. Falls back to the `{EndpointEnvironment}` environment variable.");
 
     public static Field Token { get; } = new("token", Shape.String,
         $"Bearer token for the agents. Falls back to the `{TokenEnvironment}` environment variable.", Sensitive: true);

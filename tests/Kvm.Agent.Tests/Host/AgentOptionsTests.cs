@@ -31,11 +31,15 @@ public sealed class AgentOptionsTests
         Assert.Equal(("/tmp/d", "/tmp/r", "tcg", "/tmp/t", "env-token"), (options.DataDir, options.RunDir, options.Accel, options.TokenFile, options.Token));
         Assert.Equal(("/tmp/c.pem", "/tmp/k.pem"), (options.TlsCert, options.TlsKey));
         Assert.Equal(new IPEndPoint(IPAddress.IPv6Loopback, 8680), AgentOptions.ParseEndpoint("[::1]:8680"));
+        Assert.Equal("/run/kvm-agent/agent.sock", AgentOptions.ParseEndpoint("unix:/run/kvm-agent/agent.sock").ToString());
+        Assert.Equal("/run/kvm-agent/agent.sock", AgentOptions.ParseEndpoint("unix:///run/kvm-agent/agent.sock").ToString());
     }
 
     [Theory]
     [InlineData("--accel", "xen")]
     [InlineData("--listen", "nonsense")]
+    [InlineData("--listen", "unix:relative.sock")]
+    [InlineData("--listen", "unix:/run/kvm-agent/")]
     [InlineData("--bogus", "x")]
     [InlineData("--tls-cert", "/only/the/cert.pem")]
     [InlineData("--run-dir", "/a/run/dir/so/long/that/the/qmp/socket/paths/under/it/would/exceed/the/hundred/and/eight/byte/limit")]
@@ -89,6 +93,57 @@ public sealed class AgentOptionsTests
             using var client = Kvm.Client.KvmClient.Create(agent.BaseAddress, "tls-token", handler);
             Assert.True(await client.IsHealthyAsync());
             Assert.Empty(await client.ListVmsAsync());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task TheAgentServesItsApiOnAUnixSocketOnlyItsOwnerCanOpen()
+    {
+        var dir = Directory.CreateTempSubdirectory("kvmt-").FullName;
+        try
+        {
+            var socket = Path.Combine(dir, "agent.sock");
+            // A stale socket from an agent killed with -9 is reclaimed.
+            using (var stale = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))
+            {
+                stale.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socket));
+                // .NET unlinks a socket it bound when it is disposed; a renamed one survives, as after kill -9.
+                File.Move(socket, socket + ".keep");
+            }
+            File.Move(socket + ".keep", socket);
+            Assert.True(File.Exists(socket));
+            var options = new AgentOptions
+            {
+                Listen = new System.Net.Sockets.UnixDomainSocketEndPoint(socket),
+                DataDir = Path.Combine(dir, "data"),
+                RunDir = Path.Combine(dir, "run"),
+                Token = "unix-token",
+                LogLevel = Microsoft.Extensions.Logging.LogLevel.Warning,
+            };
+            await using (var agent = await AgentHost.StartAsync(options))
+            {
+                Assert.Equal("unix:///" + socket.TrimStart('/'), agent.BaseAddress.AbsoluteUri);
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite, File.GetUnixFileMode(socket));
+                using var client = Kvm.Client.KvmClient.Create(agent.BaseAddress, "unix-token");
+                Assert.True(await client.IsHealthyAsync());
+                Assert.Empty(await client.ListVmsAsync());
+                using var wrongToken = Kvm.Client.KvmClient.Create(agent.BaseAddress, "wrong");
+                await Assert.ThrowsAsync<Kvm.Client.KvmApiException>(() => wrongToken.ListVmsAsync());
+
+                // A second agent on the same live socket is refused and leaves the first one serving.
+                var second = Assert.Throws<ArgumentException>(() => UnixListener.ClaimSocketPath(socket));
+                Assert.Contains("another process is listening", second.Message, StringComparison.Ordinal);
+                Assert.True(await client.IsHealthyAsync());
+            }
+            // Anything that is not a socket is never deleted.
+            var file = Path.Combine(dir, "not-a-socket");
+            await File.WriteAllTextAsync(file, "keep me");
+            Assert.Throws<ArgumentException>(() => UnixListener.ClaimSocketPath(file));
+            Assert.Equal("keep me", await File.ReadAllTextAsync(file));
         }
         finally
         {

@@ -41,6 +41,22 @@ public class ProviderPartsTests
     }
 
     [Theory]
+    [InlineData("http://127.0.0.1:8680", true)]
+    [InlineData("https://lab2.example:8680", true)]
+    [InlineData("unix:///run/kvm-agent/agent.sock", true)]
+    [InlineData("unix://host/run/agent.sock", false)]
+    [InlineData("unix:///", false)]
+    [InlineData("ftp://x", false)]
+    [InlineData("127.0.0.1:8680", false)]
+    public void Endpoints_are_http_https_or_a_local_unix_socket(string endpoint, bool valid)
+    {
+        var diagnostics = ProviderSettings.Validate(ProviderConfig(("endpoint", CtyValue.String(endpoint)))).ToList();
+        Assert.Equal(valid, diagnostics.Count == 0);
+        if (!valid)
+            Assert.Contains("unix:///path", Assert.Single(diagnostics).Detail, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("kvm_vm", "100", "", "100")]
     [InlineData("kvm_vm", "lab2/100", "lab2", "100")]
     [InlineData("kvm_volume", "default/d.qcow2", "", "default/d.qcow2")]
