@@ -21,12 +21,15 @@ namespace Kvm.Bench;
 /// </summary>
 public static class PluginStart
 {
-    public const string Usage = "usage: kvm-bench plugin-start --terraform PATH --pulumi PATH [--starts N] [--out FILE] [--label TEXT] [--env NAME=VALUE]... [--only TEXT]";
+    public const string Usage = "usage: kvm-bench plugin-start --terraform PATH --pulumi PATH [--starts N] [--out FILE] [--label TEXT] [--env NAME=VALUE]... [--only TEXT] [--baseline DIR]";
 
     /// <summary>Extra environment for every plugin started (--env NAME=VALUE), to try runtime knobs.</summary>
     private static readonly Dictionary<string, string> s_environment = [];
 
     private static string? s_only;
+
+    /// <summary>A directory with an earlier build (Kvm.Terraform/, Kvm.Pulumi/): its starts are interleaved with this build's.</summary>
+    private static string? s_baseline;
 
     private sealed record Variant(string Name, string Binary, bool Terraform, bool Mtls);
 
@@ -53,6 +56,9 @@ public static class PluginStart
                         throw new ArgumentException($"--env needs NAME=VALUE, not {pair}");
                     s_environment[pair[..eq]] = pair[(eq + 1)..];
                     break;
+                case "--baseline":
+                    s_baseline = Next();
+                    break;
                 case "--only":
                     s_only = Next();
                     break;
@@ -67,6 +73,14 @@ public static class PluginStart
         }
         if (pulumi is not null)
             variants.Add(new Variant("pulumi-resource-kvm", pulumi, false, false));
+        if (s_baseline is not null)
+        {
+            var tf = Path.Combine(s_baseline, "Kvm.Terraform", "terraform-provider-kvm");
+            var pu = Path.Combine(s_baseline, "Kvm.Pulumi", "pulumi-resource-kvm");
+            variants.Add(new Variant("baseline terraform-provider-kvm, AutoMTLS", tf, true, true));
+            variants.Add(new Variant("baseline terraform-provider-kvm, plaintext", tf, true, false));
+            variants.Add(new Variant("baseline pulumi-resource-kvm", pu, false, false));
+        }
         if (s_only is not null)
             variants.RemoveAll(v => !v.Name.Contains(s_only, StringComparison.OrdinalIgnoreCase));
         if (variants.Count == 0)
