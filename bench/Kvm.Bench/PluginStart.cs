@@ -31,7 +31,23 @@ public static class PluginStart
     /// <summary>A directory with an earlier build (Kvm.Terraform/, Kvm.Pulumi/): its starts are interleaved with this build's.</summary>
     private static string? s_baseline;
 
-    private sealed record Variant(string Name, string Binary, bool Terraform, bool Mtls);
+    private sealed record Variant(string Name, string Binary, bool Terraform, bool Mtls, bool Floor = false);
+
+    /// <summary>
+    /// `kvm-bench plugin-floor`: the .NET floor, measured like a plugin. It prints a handshake-shaped line
+    /// and waits for SIGTERM, with no other work: what any ReadyToRun .NET console costs to get there.
+    /// </summary>
+    public static int Floor()
+    {
+        using var stdout = Console.OpenStandardOutput();
+        stdout.Write("1|6|unix|/nonexistent|grpc|\n"u8);
+        stdout.Flush();
+        using var done = new ManualResetEventSlim();
+        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+            System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; done.Set(); });
+        done.Wait();
+        return 0;
+    }
 
     private sealed record Sample(double HandshakeMs, double CpuAtHandshakeMs, double FirstCallMs, double CpuAtFirstCallMs);
 
@@ -81,6 +97,8 @@ public static class PluginStart
             variants.Add(new Variant("baseline terraform-provider-kvm, plaintext", tf, true, false));
             variants.Add(new Variant("baseline pulumi-resource-kvm", pu, false, false));
         }
+        // The same run's floor: this binary started in its plugin-floor mode.
+        variants.Add(new Variant(".NET floor (kvm-bench plugin-floor)", Environment.ProcessPath!, false, false, Floor: true));
         if (s_only is not null)
             variants.RemoveAll(v => !v.Name.Contains(s_only, StringComparison.OrdinalIgnoreCase));
         if (variants.Count == 0)
@@ -122,6 +140,8 @@ public static class PluginStart
         };
         foreach (var (name, value) in s_environment)
             start.Environment[name] = value;
+        if (variant.Floor)
+            start.ArgumentList.Add("plugin-floor");
         if (variant.Terraform)
         {
             start.Environment["TF_PLUGIN_MAGIC_COOKIE"] = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
@@ -131,7 +151,7 @@ public static class PluginStart
             else
                 start.Environment.Remove("PLUGIN_CLIENT_CERT");
         }
-        else
+        else if (!variant.Floor)
         {
             // The engine passes its own address; the plugin dials it lazily (never before the first RPC that needs it).
             start.ArgumentList.Add("127.0.0.1:1");
@@ -146,6 +166,8 @@ public static class PluginStart
                 ?? throw new InvalidOperationException($"{variant.Binary} closed stdout without a handshake");
             var handshake = clock.Elapsed.TotalMilliseconds;
             var cpuAtHandshake = CpuMilliseconds(process.Id);
+            if (variant.Floor)
+                return new Sample(handshake, cpuAtHandshake, double.NaN, double.NaN);
             await FirstCallAsync(variant, line, clientCertificate);
             var firstCall = clock.Elapsed.TotalMilliseconds;
             var cpuAtFirstCall = CpuMilliseconds(process.Id);
@@ -243,7 +265,7 @@ public static class PluginStart
         sb.Append("|---|---|---|---|---|\n");
         foreach (var (variant, list) in samples)
         {
-            static string F(double v) => v.ToString("0", CultureInfo.InvariantCulture);
+            static string F(double v) => double.IsNaN(v) ? "—" : v.ToString("0", CultureInfo.InvariantCulture);
             var handshake = list.Select(s => s.HandshakeMs).ToList();
             var first = list.Select(s => s.FirstCallMs).ToList();
             sb.Append(CultureInfo.InvariantCulture,
