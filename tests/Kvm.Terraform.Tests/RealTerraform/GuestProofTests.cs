@@ -126,6 +126,12 @@ public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper outpu
             // The guest agent confirms what cloud-init did: host name, the user's authorized key, user_data's file.
             var status = await ExecUntilAsync(guest, vmId, TimeSpan.FromMinutes(15), r => r.ExitCode is 0 or 2, "/usr/bin/cloud-init", "status", "--wait", "--long");
             output.WriteLine(status.StdOut);
+            if (!status.StdOut.Contains("status: done", StringComparison.Ordinal))
+            {
+                // Why cloud-init did not run: what ds-identify saw, and the block devices the guest has.
+                foreach (var probe in new[] { "cat /run/cloud-init/ds-identify.log", "blkid", "lsmod" })
+                    output.WriteLine($"# {probe}\n{(await guest.ExecAsync(vmId, "/bin/sh", ["-c", probe + " 2>&1"], TimeSpan.FromSeconds(60))).StdOut}");
+            }
             var info = JsonNode.Parse(await agent.Client.Http.GetStringAsync($"v1/vms/{vmId}/agent"))!;
             Assert.Equal("web-01", info["hostname"]!.GetValue<string>());
             var keys = await guest.ExecAsync(vmId, "/bin/cat", ["/home/debian/.ssh/authorized_keys"], TimeSpan.FromSeconds(60));
