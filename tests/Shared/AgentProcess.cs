@@ -25,12 +25,6 @@ public sealed class AgentProcess : IDisposable
         Client = KvmClient.Create(new Uri(endpoint), token);
     }
 
-    /// <summary>The agent's <c>--data-dir</c> (definitions, disks, the default pool).</summary>
-    public string DataDirectory => _dataDirectory;
-
-    /// <summary>The agent's <c>--run-dir</c> (pidfiles, QMP sockets).</summary>
-    public string RunDirectory => _runDirectory;
-
     public string Endpoint { get; }
 
     public string Token { get; }

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
@@ -20,17 +19,6 @@ namespace Kvm.Terraform.Tests.RealTerraform;
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper output)
 {
-    private static string Ed25519PublicKey()
-    {
-        var type = "ssh-ed25519"u8.ToArray();
-        var blob = new byte[4 + type.Length + 4 + 32];
-        BinaryPrimitives.WriteInt32BigEndian(blob, type.Length);
-        type.CopyTo(blob, 4);
-        BinaryPrimitives.WriteInt32BigEndian(blob.AsSpan(4 + type.Length), 32);
-        RandomNumberGenerator.GetBytes(32).CopyTo(blob, 8 + type.Length);
-        return "ssh-ed25519 " + Convert.ToBase64String(blob) + " proof@kvm";
-    }
-
     private static string Header(AgentProcess agent) => $$"""
         terraform {
           required_providers {
@@ -107,28 +95,6 @@ public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper outpu
         Assert.True(plan.ExitCode == 0, "expected no changes:\n" + plan.Output);
     }
 
-    private static async Task<GuestExecResult> ExecUntilAsync(GuestAgents guest, long vmId, TimeSpan within, Func<GuestExecResult, bool> done, params string[] argv)
-    {
-        var deadline = DateTime.UtcNow + within;
-        GuestExecResult? last = null;
-        Exception? error = null;
-        while (DateTime.UtcNow < deadline)
-        {
-            try
-            {
-                last = await guest.ExecAsync(vmId, argv[0], argv[1..], TimeSpan.FromMinutes(10));
-                if (done(last))
-                    return last;
-            }
-            catch (Exception e) when (e is TimeoutException or IOException or QgaException)
-            {
-                error = e; // The guest is (re)booting: its agent is not up yet.
-            }
-            await Task.Delay(TimeSpan.FromSeconds(3));
-        }
-        throw new TimeoutException($"{string.Join(' ', argv)} in the guest: last result {last}, last error {error?.Message}");
-    }
-
     [Fact]
     public async Task A_debian_guest_comes_up_ready_with_its_dhcp_address_and_cloud_init_and_is_reprovisioned_in_place()
     {
@@ -138,7 +104,7 @@ public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper outpu
         {
             netns = agent.Netns!;
             var sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(File.OpenRead(debian.Disk)));
-            var sshKey = Ed25519PublicKey();
+            var sshKey = GuestChecks.Ed25519PublicKey();
             var guest = new GuestAgents(new AgentOptions { RunDir = agent.RunDirectory });
             using var files = await NamespaceFileServer.StartAsync(netns, debian.Directory);
             var url = files.UrlOf("disk.qcow2");
@@ -162,7 +128,7 @@ public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper outpu
             Assert.Contains(ip, leases, StringComparison.Ordinal);
 
             // The guest agent confirms what cloud-init did: host name, the user's authorized key, user_data's file.
-            var status = await ExecUntilAsync(guest, vmId, TimeSpan.FromMinutes(15), r => r.ExitCode is 0 or 2, "/usr/bin/cloud-init", "status", "--wait", "--long");
+            var status = await GuestChecks.ExecUntilAsync(guest, vmId, TimeSpan.FromMinutes(15), r => r.ExitCode is 0 or 2, "/usr/bin/cloud-init", "status", "--wait", "--long");
             output.WriteLine(status.StdOut);
             var info = JsonNode.Parse(await agent.Client.Http.GetStringAsync($"v1/vms/{vmId}/agent"))!;
             Assert.Equal("tf-proof", info["hostname"]!.GetValue<string>());
@@ -183,26 +149,16 @@ public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper outpu
             var after = (await agent.Client.GetVmAsync(vmId)).Value;
             Assert.Equal(before.Pid, after.Pid);
             Assert.NotEqual(before.CloudInitInstanceId, after.CloudInitInstanceId);
-            var reprovisioned = await ExecUntilAsync(guest, vmId, TimeSpan.FromMinutes(15), r => r.StdOut.Trim() == "two", "/bin/cat", "/etc/kvm-proof");
+            var reprovisioned = await GuestChecks.ExecUntilAsync(guest, vmId, TimeSpan.FromMinutes(15), r => r.StdOut.Trim() == "two", "/bin/cat", "/etc/kvm-proof");
             Assert.Equal("two", reprovisioned.StdOut.Trim());
             AssertEmptyPlan(dir);
 
             // Destroy: no QEMU, no dnsmasq, no tap or bridge, no seed, no disk, no image.
             var destroy = Run(dir, "destroy", "-auto-approve", "-input=false", "-no-color");
             Assert.True(destroy.ExitCode == 0, destroy.Output);
-            Assert.Empty(await agent.Client.ListVmsAsync());
-            Assert.Empty(await agent.Client.ListNetworksAsync());
-            Assert.Empty(await agent.Client.ListImagesAsync());
-            Assert.Equal([files.Pid], agent.NamespacePids());
-            Assert.Equal(["lo"], AgentProcess.Ip("-n", netns, "-o", "link", "show").Split('\n', StringSplitOptions.RemoveEmptyEntries)
-                .Select(l => l.Split(':')[1].Trim()));
-            var leftovers = Directory.EnumerateFiles(agent.DataDirectory, "*", SearchOption.AllDirectories)
-                .Where(f => f.EndsWith(".qcow2", StringComparison.Ordinal) || f.EndsWith(".iso", StringComparison.Ordinal) ||
-                            f.EndsWith(".leases", StringComparison.Ordinal) || f.EndsWith(".pid", StringComparison.Ordinal) || f.Contains("seed", StringComparison.Ordinal))
-                .ToList();
-            Assert.Empty(leftovers);
+            await HostLeftovers.AssertNothingLeftAsync(agent, files.Pid);
         }
-        Assert.DoesNotContain(netns, AgentProcess.Ip("netns", "list"), StringComparison.Ordinal);
+        HostLeftovers.AssertNamespaceGone(netns);
     }
 
     [Fact]
