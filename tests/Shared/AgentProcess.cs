@@ -25,6 +25,9 @@ public sealed class AgentProcess : IDisposable
         Client = KvmClient.Create(new Uri(endpoint), token);
     }
 
+    /// <summary>The agent's process id (in its namespace, when it has one: <c>ip netns exec</c> execs it in place).</summary>
+    public int Pid => _process.Id;
+
     public string Endpoint { get; }
 
     public string Token { get; }

@@ -7,8 +7,8 @@ namespace Kvm.Tests.Shared;
 public static class HostLeftovers
 {
     /// <summary>
-    /// No VM, network or image at the agent; in its namespace no process but <paramref name="allowedPids"/> (QEMU,
-    /// dnsmasq gone) and no link but <c>lo</c> (bridge and taps gone); in its data directory no disk, ISO, lease file,
+    /// No VM, network or image at the agent; in its namespace no process but the agent and <paramref name="allowedPids"/>
+    /// (QEMU, dnsmasq gone) and no link but <c>lo</c> (bridge and taps gone); in its data directory no disk, ISO, lease file,
     /// pidfile or cloud-init seed; in its run directory no pidfile or socket but the agent's own.
     /// </summary>
     public static async Task AssertNothingLeftAsync(AgentProcess agent, params int[] allowedPids)
@@ -18,7 +18,7 @@ public static class HostLeftovers
         Assert.Empty(await agent.Client.ListImagesAsync());
         if (agent.Netns is { } netns)
         {
-            Assert.Equal(allowedPids.Order(), agent.NamespacePids().Order());
+            Assert.Equal(allowedPids.Append(agent.Pid).Order(), agent.NamespacePids().Order());
             Assert.Equal(["lo"], AgentProcess.Ip("-n", netns, "-o", "link", "show").Split('\n', StringSplitOptions.RemoveEmptyEntries)
                 .Select(l => l.Split(':')[1].Trim()));
         }
