@@ -9,6 +9,21 @@ using Kvm.Model;
 // kvm-bench: create+start through kvm-agent against raw.sh in the same run, plus the agent's own figures
 // (cold start, idle RSS, GET latency, adoption). Every process it starts is registered in WORK/pids and
 // killed by PID at the end, also on failure or SIGINT/SIGTERM. See bench/README.md.
+if (args.Length > 0 && args[0] == "plugin-floor")
+    return PluginStart.Floor();
+if (args.Length > 0 && args[0] == "plugin-start")
+{
+    try
+    {
+        return await PluginStart.RunAsync(args[1..]);
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"kvm-bench: {e.Message}");
+        return 2;
+    }
+}
+
 BenchOptions options;
 try
 {

@@ -6,32 +6,35 @@ namespace Kvm.Terraform;
 /// <summary>The production backend: the shared operations over the agents named by the provider block.</summary>
 public sealed class AgentBackend : IProviderBackend, IAgentClients, IDisposable
 {
-    private readonly Dictionary<string, IResourceOperations> _resources;
-    private readonly Dictionary<string, IDataSourceOperations> _dataSources;
+    // Built on first use, not at start: the operations pull in Kvm.Model, System.Text.Json and their
+    // serializer options, which nothing before the handshake needs (terraform starts the provider
+    // several times per command, and some starts only ask for the schema).
+    private readonly Lazy<Dictionary<string, IResourceOperations>> _resources;
+    private readonly Lazy<Dictionary<string, IDataSourceOperations>> _dataSources;
     private AgentClients? _clients;
     private ProviderSettings? _settings;
 
     public AgentBackend()
     {
-        _resources = new(StringComparer.Ordinal)
+        _resources = new(() => new(StringComparer.Ordinal)
         {
             ["kvm_vm"] = new VmOperations(this),
             ["kvm_volume"] = new VolumeOperations(this),
             ["kvm_image"] = new ImageOperations(this),
             ["kvm_storage_pool"] = new StoragePoolOperations(this),
             ["kvm_network"] = new NetworkOperations(this),
-        };
-        _dataSources = new(StringComparer.Ordinal)
+        });
+        _dataSources = new(() => new(StringComparer.Ordinal)
         {
             ["kvm_host"] = new HostLookup(this),
             ["kvm_vm"] = new VmLookup(this),
             ["kvm_vm_addresses"] = new VmAddressesLookup(this),
-        };
+        });
     }
 
-    public IResourceOperations? Resource(string typeName) => _resources.GetValueOrDefault(typeName);
+    public IResourceOperations? Resource(string typeName) => _resources.Value.GetValueOrDefault(typeName);
 
-    public IDataSourceOperations? DataSource(string typeName) => _dataSources.GetValueOrDefault(typeName);
+    public IDataSourceOperations? DataSource(string typeName) => _dataSources.Value.GetValueOrDefault(typeName);
 
     public void Configure(ProviderSettings settings)
     {

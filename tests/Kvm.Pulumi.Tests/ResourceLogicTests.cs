@@ -187,6 +187,8 @@ public class ResourceLogicTests
     [InlineData("kvm:index/vm:Vm", "lab-01/101", "lab-01", "101")]
     [InlineData("kvm:index/volume:Volume", "default/d.qcow2", null, "default/d.qcow2")]
     [InlineData("kvm:index/volume:Volume", "lab-01/default/d.qcow2", "lab-01", "default/d.qcow2")]
+    [InlineData("kvm:index/image:Image", "default/d.qcow2", null, "default/d.qcow2")]
+    [InlineData("kvm:index/image:Image", "lab-01/default/d.qcow2", "lab-01", "default/d.qcow2")]
     [InlineData("kvm:index/network:Network", "lab-01/vmbr1", "lab-01", "vmbr1")]
     public void ImportIdsMayNameTheHost(string token, string id, string? host, string resourceId) =>
         Assert.Equal((host, resourceId), ResourceLogic.SplitImportId(ResourceKind.ForToken(token)!, id));

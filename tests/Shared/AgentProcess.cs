@@ -34,12 +34,6 @@ public sealed class AgentProcess : IDisposable
 
     public KvmClient Client { get; }
 
-    /// <summary>The agent's --data-dir.</summary>
-    public string DataDirectory => _dataDirectory;
-
-    /// <summary>The agent's --run-dir (each running VM's QMP and guest agent sockets live under it).</summary>
-    public string RunDirectory => _runDirectory;
-
     /// <summary>The network namespace the agent (and its QEMUs, bridges, taps, dnsmasq) runs in; null: the host's.</summary>
     public string? Netns { get; private set; }
 

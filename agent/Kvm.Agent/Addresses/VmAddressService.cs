@@ -71,15 +71,15 @@ public sealed class VmAddressService(VmStore store, VmRuntime runtime, GuestAgen
                 if (!nic.Sources!.Contains(source))
                     nic.Sources.Add(source);
             }
-            foreach (var guest in guestNics.Where(g => g.Mac == mac))
+            foreach (var guest in guestNics.Where(g => string.Equals(g.Mac, mac, StringComparison.OrdinalIgnoreCase)))
             {
                 nic.GuestName ??= guest.Name;
                 foreach (var ip in guest.Ipv4.Concat(guest.Ipv6))
                     Add(AgentSource, ip);
             }
-            foreach (var lease in leaseList.Where(l => l.Mac == mac))
+            foreach (var lease in leaseList.Where(l => string.Equals(l.Mac, mac, StringComparison.OrdinalIgnoreCase)))
                 Add(LeaseSource, lease.Address);
-            foreach (var neighbor in neighborList.Where(n => n.Mac == mac))
+            foreach (var neighbor in neighborList.Where(n => string.Equals(n.Mac, mac, StringComparison.OrdinalIgnoreCase)))
                 Add(NeighborSource, neighbor.Address);
             result.Interfaces.Add(nic);
             result.Ipv4Addresses[slot] = nic.Ipv4!;

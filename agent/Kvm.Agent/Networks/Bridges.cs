@@ -288,10 +288,12 @@ public sealed class Bridges
         var name = spec.Name!;
         var link = await _ip.ShowAsync(name, cancellationToken)
             ?? throw AgentProblemException.HostCommand($"Bridge \"{name}\" vanished while the agent configured it.");
-        if (spec.Mtu is { } mtu && link.Mtu != mtu)
-            await _ip.RunCheckedAsync(["link", "set", "dev", name, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture)], cancellationToken);
+        // VLAN filtering first: it is the step a host refuses (kernels without it), and a refusal must
+        // leave the bridge as it was, not with the new MTU already set.
         if ((spec.VlanFiltering == true) != link.VlanFiltering)
             await SetVlanFilteringAsync(["link", "set", "dev", name, "type", "bridge"], spec.VlanFiltering == true, cancellationToken);
+        if (spec.Mtu is { } mtu && link.Mtu != mtu)
+            await _ip.RunCheckedAsync(["link", "set", "dev", name, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture)], cancellationToken);
         // Only the address the agent set before is removed: others on the bridge are somebody else's.
         if (previousAddress is not null && previousAddress != spec.Address)
         {

@@ -323,6 +323,8 @@ public sealed class VmRuntime(
         {
             switch (top)
             {
+                case "name" when after.CloudInit is { Hostname: null, MetaData: null }:
+                    return await ApplySeedAsync(monitor, vmId, after, cancellationToken); // the name is the guest's host name
                 case "name" or "description" or "tags" or "protection" or "power_state":
                     return true; // metadata, or enforced by the caller
                 case "disks" when steps.Count == 3 && steps[2].Name == "size_gib":

@@ -148,6 +148,28 @@ public sealed class VmStore : IVolumeUsage, IImageUsage
         File.Delete(PathOf(vmId));
         Durable.SyncDirectory(_vmsDir);
         _vms.TryRemove(vmId, out _);
+        ForgetKeys(vmId);
+    }
+
+    /// <summary>
+    /// Drops the Idempotency-Keys that created a deleted VM. A replay of such a key already made a new
+    /// VM (the record's VM no longer exists), so the records only grew the data directory by one file
+    /// per create, forever.
+    /// </summary>
+    private void ForgetKeys(long vmId)
+    {
+        foreach (var file in Directory.EnumerateFiles(_keysDir, "*.json"))
+        {
+            try
+            {
+                if (JsonSerializer.Deserialize(File.ReadAllBytes(file), AgentJsonContext.Default.IdempotencyRecord)?.VmId == vmId)
+                    File.Delete(file);
+            }
+            catch (Exception e) when (e is IOException or JsonException)
+            {
+                // Another delete took it, or a torn record: FindKey treats both as absent.
+            }
+        }
     }
 
     /// <summary>The VM's EFI variable store path.</summary>

@@ -7,9 +7,15 @@ terraform {
 
 provider "kvm" {}
 
+variable "pool_path" {
+  description = "Directory on the host for the pool; the agent creates it when missing."
+  type        = string
+  default     = "/srv/nvme/kvm"
+}
+
 resource "kvm_storage_pool" "fast" {
   name = "fast"
-  path = "/srv/nvme/kvm"
+  path = var.pool_path
 }
 
 resource "kvm_volume" "scratch" {
@@ -17,4 +23,8 @@ resource "kvm_volume" "scratch" {
   pool     = kvm_storage_pool.fast.name
   format   = "raw"
   size_gib = 4
+}
+
+output "scratch_path" {
+  value = kvm_volume.scratch.path
 }

@@ -72,13 +72,13 @@ public sealed class GrpcServer : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(router);
         ArgumentNullException.ThrowIfNull(options);
-        // X509Chain's first use costs 100+ ms; build the context now, in parallel with Kestrel's
-        // start and the host's dial, rather than inside the first TLS handshake.
         var certificate = options.ServerCertificateTask
             ?? (options.ServerCertificate is { } c ? Task.FromResult(c) : null);
-        var tlsContext = certificate?.ContinueWith(
-            static t => SslStreamCertificateContext.Create(t.Result, additionalCertificates: null, offline: true),
-            CancellationToken.None, TaskContinuationOptions.DenyChildAttach, TaskScheduler.Default);
+        // The context is built once Kestrel listens (below): its chain build loads the system root
+        // store (see CreateSelfSignedContext), which nothing before the handshake line needs. It then
+        // runs while the host reads the line and dials, instead of competing with Kestrel's start.
+        var tlsContextSource = certificate is null ? null : new TaskCompletionSource<SslStreamCertificateContext>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var tlsContext = tlsContextSource?.Task;
         var kestrelOptions = new KestrelServerOptions
         {
             AddServerHeader = false,
@@ -120,8 +120,35 @@ public sealed class GrpcServer : IAsyncDisposable
             stopping.Dispose();
             throw;
         }
+        if (certificate is not null && tlsContextSource is not null)
+        {
+            _ = certificate.ContinueWith(
+                t =>
+                {
+                    try
+                    {
+                        tlsContextSource.TrySetResult(CreateSelfSignedContext(t.Result));
+                    }
+                    catch (Exception e)
+                    {
+                        // Each TLS handshake then fails with this, and the host reports the plugin broken.
+                        tlsContextSource.TrySetException(e is AggregateException { InnerException: { } inner } ? inner : e);
+                    }
+                },
+                CancellationToken.None, TaskContinuationOptions.DenyChildAttach, TaskScheduler.Default);
+        }
         return new GrpcServer(kestrel, stopping, ResolveBoundEndPoint(kestrel, options.EndPoint));
     }
+
+    /// <summary>
+    /// The context for the (self-signed) server certificate. SslStreamCertificateContext always builds
+    /// an X509Chain for it (to find intermediates), and on Linux every chain build loads and parses the
+    /// system root store (/etc/ssl/certs) once per process, whatever the trust mode: 100–200 ms of CPU
+    /// on a plugin's cold start. The TLS handshake validates the client's certificate with a chain build
+    /// too, so SslStream cannot avoid the load; it can only be kept off the path to the handshake line.
+    /// </summary>
+    internal static SslStreamCertificateContext CreateSelfSignedContext(X509Certificate2 certificate) =>
+        SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true);
 
     private static EndPoint ResolveBoundEndPoint(KestrelServer kestrel, EndPoint requested)
     {

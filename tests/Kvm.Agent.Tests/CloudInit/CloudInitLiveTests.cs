@@ -106,6 +106,26 @@ public sealed class CloudInitLiveTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RenamingAVmWhoseHostNameIsItsNameSwapsTheSeed()
+    {
+        var spec = Specs.Running();
+        spec.CloudInit = new CloudInitSpec();
+        var created = (await Client.CreateVmAsync(spec)).Value;
+        var id = created.VmId!.Value;
+        var before = await SeedInDriveAsync(id, "ide2");
+        var renamed = Specs.Running(created.Name + "-b");
+        renamed.VmId = id;
+        renamed.CloudInit = new CloudInitSpec();
+        var result = (await Client.UpdateVmAsync(id, renamed)).Value;
+        Assert.Equal(created.Pid, result.Vm.Pid);
+        var after = await SeedInDriveAsync(id, "ide2");
+        Assert.NotEqual(before, after);
+        var meta = await new Kvm.Agent.Tests.Storage.TestCommandRunner().RunAsync(["isoinfo", "-J", "-i", after!, "-x", "/meta-data"], TimeSpan.FromSeconds(30));
+        Assert.Contains($"local-hostname: \"{created.Name}-b\"", meta.StdOut, StringComparison.Ordinal);
+        await Client.DeleteVmAsync(id, RunningVmDeletion.Force);
+    }
+
+    [Fact]
     public async Task AddingCloudInitToARunningVmWaitsForTheNextStart()
     {
         var created = (await Client.CreateVmAsync(Specs.Running())).Value;

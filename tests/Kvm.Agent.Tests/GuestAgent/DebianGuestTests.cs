@@ -43,7 +43,7 @@ public sealed class DebianGuestTests(ITestOutputHelper output)
             Disks = new() { ["virtio0"] = new DiskSpec { ImageId = image.ImageId, LinkedClone = true } },
             NetworkInterfaces = new() { ["net0"] = new NicSpec() },
             Agent = new AgentSpec { Enabled = true },
-            WaitForIp = new WaitForIpSpec { TimeoutSeconds = 900 },
+            WaitForIp = new WaitForIpSpec { TimeoutSeconds = 300 },
         };
 
         // Create through the providers' shared lifecycle: it returns only once wait_for_ip saw the address.

@@ -20,6 +20,8 @@ public sealed class AgentOptionsTests
         Assert.Equal("/run/kvm-agent", options.RunDir);
         Assert.Equal("auto", options.Accel);
         Assert.Null(options.Token);
+        Assert.False(options.AllowHostNat); // NAT in the host's namespace is refused unless the host's owner says so
+        Assert.True(AgentOptions.Parse(["--allow-host-nat"], NoEnvironment).AllowHostNat);
     }
 
     [Fact]

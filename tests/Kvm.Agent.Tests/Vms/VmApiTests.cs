@@ -260,6 +260,20 @@ public sealed class VmApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task DeletingAVmForgetsTheIdempotencyKeysThatMadeIt()
+    {
+        var keptSpec = Specs.Stopped();
+        var kept = await Client.CreateVmAsync(keptSpec, idempotencyKey: "key-kept");
+        var deleted = await Client.CreateVmAsync(Specs.Stopped(), idempotencyKey: "key-deleted");
+        var keys = Path.Combine(_agent.DataDir, "idempotency");
+        Assert.Equal(2, Directory.GetFiles(keys, "*.json").Length);
+        await Client.DeleteVmAsync(deleted.Value.VmId!.Value);
+        Assert.Single(Directory.GetFiles(keys, "*.json"));
+        // The surviving key still replays onto its VM.
+        Assert.Equal(kept.Value.VmId, (await Client.CreateVmAsync(keptSpec, idempotencyKey: "key-kept")).Value.VmId);
+    }
+
+    [Fact]
     public async Task ConcurrentRetriesWithOneIdempotencyKeyCreateOneVm()
     {
         var spec = Specs.Stopped();

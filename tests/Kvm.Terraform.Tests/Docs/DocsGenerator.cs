@@ -151,6 +151,7 @@ public static class DocsGenerator
         {
             "vm_id" => ("the VM's `vm_id`", "100", "lab2/100"),
             "volume_id" => ("`<pool>/<name>`", "default/data.qcow2", "lab2/default/data.qcow2"),
+            "image_id" => ("`<pool>/<name>`", "default/debian-12.qcow2", "lab2/default/debian-12.qcow2"),
             _ => ("the `name`", "fast", "lab2/fast"),
         };
         var label = resource.TypeName.Replace("kvm_", "", StringComparison.Ordinal);

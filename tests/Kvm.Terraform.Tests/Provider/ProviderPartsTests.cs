@@ -61,6 +61,8 @@ public class ProviderPartsTests
     [InlineData("kvm_vm", "lab2/100", "lab2", "100")]
     [InlineData("kvm_volume", "default/d.qcow2", "", "default/d.qcow2")]
     [InlineData("kvm_volume", "lab2/default/d.qcow2", "lab2", "default/d.qcow2")]
+    [InlineData("kvm_image", "default/d.qcow2", "", "default/d.qcow2")]
+    [InlineData("kvm_image", "lab2/default/d.qcow2", "lab2", "default/d.qcow2")]
     [InlineData("kvm_network", "br0", "", "br0")]
     [InlineData("kvm_storage_pool", "lab2/fast", "lab2", "fast")]
     public void Import_ids_name_an_optional_host_and_the_id(string type, string text, string host, string id)
@@ -74,6 +76,7 @@ public class ProviderPartsTests
     [InlineData("kvm_vm", "web")]
     [InlineData("kvm_vm", "a/b/100")]
     [InlineData("kvm_volume", "d.qcow2")]
+    [InlineData("kvm_image", "d.qcow2")]
     [InlineData("kvm_network", "")]
     public void Malformed_import_ids_are_refused(string type, string text) =>
         Assert.False(ImportIds.TryParse(TerraformSchema.FindResource(type)!, text, out _, out _, out _));

@@ -127,6 +127,7 @@ public class OfflineTerraformTests(TerraformFixture terraform)
     [InlineData("uefi")]
     [InlineData("multi-disk")]
     [InlineData("lab-network")]
+    [InlineData("cloud-init")]
     [InlineData("two-hosts")]
     [InlineData("storage-pool")]
     [InlineData("host-facts")]
