@@ -20,6 +20,37 @@ variable "image_url" {
   default = "http://images.lab.example/debian-12-genericcloud-amd64.qcow2"
 }
 
+variable "image_sha256" {
+  description = "sha256 of the image file; null skips the check."
+  type        = string
+  default     = null
+}
+
+variable "user_data" {
+  type    = string
+  default = <<-YAML
+    #cloud-config
+    package_update: true
+    packages: [nginx]
+  YAML
+}
+
+# Images without a boot loader (a bare root file system) boot their own kernel directly; cloud images leave these null.
+variable "kernel" {
+  type    = string
+  default = null
+}
+
+variable "initrd" {
+  type    = string
+  default = null
+}
+
+variable "cmdline" {
+  type    = string
+  default = null
+}
+
 resource "kvm_network" "lab" {
   name    = "kvmci0"
   address = "192.168.60.1/24"
@@ -28,13 +59,18 @@ resource "kvm_network" "lab" {
 }
 
 resource "kvm_image" "debian" {
-  name = "debian-12.qcow2"
-  url  = var.image_url
+  name     = "debian-12.qcow2"
+  url      = var.image_url
+  checksum = var.image_sha256
 }
 
 resource "kvm_vm" "web" {
-  name   = "web-01"
-  memory = { size_mib = 1024 }
+  name    = "web-01"
+  cpu     = { cores = 2 }
+  memory  = { size_mib = 1024 }
+  kernel  = var.kernel
+  initrd  = var.initrd
+  cmdline = var.cmdline
   disks = {
     virtio0 = { image_id = kvm_image.debian.image_id, linked_clone = true, size_gib = 10 }
   }
@@ -46,13 +82,17 @@ resource "kvm_vm" "web" {
     user      = { name = "debian", ssh_keys = [var.ssh_public_key] }
     ip_config = { net0 = { ipv4 = { address = "dhcp" } } }
     dns       = { domain = "lab.internal", servers = ["192.168.60.1"] }
-    user_data = <<-YAML
-      #cloud-config
-      package_update: true
-      packages: [nginx]
-    YAML
+    user_data = var.user_data
     on_change = "reprovision"
   }
+  # The image runs qemu-guest-agent: the agent shuts the guest down through it and reads its addresses.
+  agent = { enabled = true }
+  # The apply returns once net0 has its DHCP address (bounded; refresh never waits).
+  wait_for_ip = { timeout_seconds = 600 }
+}
+
+output "ipv4" {
+  value = kvm_vm.web.primary_ipv4
 }
 
 output "instance_id" {
