@@ -34,6 +34,12 @@ public sealed class AgentProcess : IDisposable
 
     public KvmClient Client { get; }
 
+    /// <summary>The agent's <c>--data-dir</c> (definitions, disks, the default pool).</summary>
+    public string DataDirectory => _dataDirectory;
+
+    /// <summary>The agent's <c>--run-dir</c> (pidfiles, QMP and guest agent sockets).</summary>
+    public string RunDirectory => _runDirectory;
+
     /// <summary>The network namespace the agent (and its QEMUs, bridges, taps, dnsmasq) runs in; null: the host's.</summary>
     public string? Netns { get; private set; }
 
