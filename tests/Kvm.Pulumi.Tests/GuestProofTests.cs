@@ -46,6 +46,9 @@ public sealed class GuestProofTests(ITestOutputHelper output)
         var inputs = new JsonObject
         {
             ["name"] = "proof-guest",
+            // i440fx: the seed's CD-ROM sits on its PIIX IDE (ata_piix). Debian's cloud kernel, which the test guest
+            // runs, has no AHCI driver at all (CONFIG_SATA_AHCI unset), so on q35 cloud-init would never see the seed.
+            ["machine"] = "pc",
             ["cpu"] = new JsonObject { ["cores"] = 2 },
             ["memory"] = new JsonObject { ["sizeMib"] = 1024 },
             ["kernel"] = debian.Kernel,
@@ -151,8 +154,7 @@ public sealed class GuestProofTests(ITestOutputHelper output)
             Assert.DoesNotContain(Password, answered, StringComparison.Ordinal);
 
             // The guest agent confirms what cloud-init did: host name, the user's authorized key, userData's file.
-            var status = await GuestChecks.ExecUntilAsync(guest, vmId, TimeSpan.FromMinutes(15), r => r.ExitCode is 0 or 2, "/usr/bin/cloud-init", "status", "--wait", "--long");
-            output.WriteLine(status.StdOut);
+            output.WriteLine(await GuestChecks.WaitForCloudInitAsync(guest, vmId, TimeSpan.FromMinutes(15)));
             var info = JsonNode.Parse(await agent.Client.Http.GetStringAsync($"v1/vms/{vmId}/agent"))!;
             Assert.Equal("pulumi-proof", info["hostname"]!.GetValue<string>());
             var keys = await guest.ExecAsync(vmId, "/bin/cat", ["/home/lab/.ssh/authorized_keys"], TimeSpan.FromSeconds(60));

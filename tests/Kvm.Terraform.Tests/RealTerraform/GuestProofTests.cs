@@ -90,8 +90,7 @@ public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper outpu
             Assert.Contains(ip, leases, StringComparison.Ordinal);
 
             // The guest agent confirms what cloud-init did: host name, the user's authorized key, user_data's file.
-            var status = await GuestChecks.ExecUntilAsync(guest, vmId, TimeSpan.FromMinutes(15), r => r.ExitCode is 0 or 2, "/usr/bin/cloud-init", "status", "--wait", "--long");
-            output.WriteLine(status.StdOut);
+            output.WriteLine(await GuestChecks.WaitForCloudInitAsync(guest, vmId, TimeSpan.FromMinutes(15)));
             var info = JsonNode.Parse(await agent.Client.Http.GetStringAsync($"v1/vms/{vmId}/agent"))!;
             Assert.Equal("web-01", info["hostname"]!.GetValue<string>());
             var keys = await guest.ExecAsync(vmId, "/bin/cat", ["/home/debian/.ssh/authorized_keys"], TimeSpan.FromSeconds(60));
