@@ -24,7 +24,7 @@ public sealed class CloudInitSpec : IValidatable
 
     /// <summary>Drive slot.</summary>
     [Setting("CD-ROM slot of the seed. It must not be used by a disk or CD-ROM.",
-        DefaultText = "`ide2` on q35 (`sata5` when ide2 is taken), `ide3` on pc (`ide1` when ide3 is taken)",
+        DefaultText = "`scsi30` (`scsi29` when taken) with a virtio-scsi controller, which every cloud kernel can read; otherwise `ide2` on q35 (`sata5` when taken) and `ide3` on pc (`ide1` when taken)",
         Pattern = Patterns.CdromSlot, PatternText = Patterns.CdromSlotText)]
     public string? Slot { get; set; }
 
@@ -103,8 +103,11 @@ public sealed class CloudInitSpec : IValidatable
             return null;
         if (vm.CloudInit.Slot is { } slot)
             return slot;
+        // On virtio-scsi the seed is a SCSI CD-ROM: virtio_scsi and sr_mod are in every cloud kernel, while some (Debian's
+        // cloud kernel) carry no AHCI driver, so a seed on q35's IDE/SATA ports would go unseen and cloud-init would not run.
         var q35 = (vm.Machine ?? "q35").Contains("q35", StringComparison.Ordinal);
-        string[] candidates = q35 ? ["ide2", "sata5"] : ["ide3", "ide1"];
+        var virtioScsi = (vm.ScsiController ?? "virtio-scsi-single").StartsWith("virtio-scsi", StringComparison.Ordinal);
+        string[] candidates = virtioScsi ? ["scsi30", "scsi29"] : q35 ? ["ide2", "sata5"] : ["ide3", "ide1"];
         return candidates.FirstOrDefault(s => vm.Disks?.ContainsKey(s) != true && vm.Cdroms?.ContainsKey(s) != true);
     }
 

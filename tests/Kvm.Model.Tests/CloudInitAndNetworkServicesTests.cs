@@ -33,13 +33,18 @@ public class CloudInitAndNetworkServicesTests
     [Fact]
     public void TheSeedSlotDefaultsToAFreeOneAndClashesAreReported()
     {
-        Assert.Equal("ide2", CloudInitSpec.EffectiveSlot(Vm("""{"name":"a","cloud_init":{}}""")));
-        Assert.Equal("sata5", CloudInitSpec.EffectiveSlot(Vm("""{"name":"a","cdroms":{"ide2":{}},"cloud_init":{}}""")));
-        Assert.Equal("ide3", CloudInitSpec.EffectiveSlot(Vm("""{"name":"a","machine":"pc","cloud_init":{}}""")));
-        Assert.Equal("ide1", CloudInitSpec.EffectiveSlot(Vm("""{"name":"a","machine":"pc","disks":{"ide3":{"size_gib":1}},"cloud_init":{}}""")));
+        // virtio-scsi (the default controller): a SCSI CD-ROM, readable by every cloud kernel.
+        Assert.Equal("scsi30", CloudInitSpec.EffectiveSlot(Vm("""{"name":"a","cloud_init":{}}""")));
+        Assert.Equal("scsi29", CloudInitSpec.EffectiveSlot(Vm("""{"name":"a","cdroms":{"scsi30":{}},"cloud_init":{}}""")));
+        Assert.Equal("scsi30", CloudInitSpec.EffectiveSlot(Vm("""{"name":"a","machine":"pc","scsi_controller":"virtio-scsi-pci","cloud_init":{}}""")));
+        // Other controllers: the machine's IDE/SATA ports.
+        Assert.Equal("ide2", CloudInitSpec.EffectiveSlot(Vm("""{"name":"a","scsi_controller":"lsi","cloud_init":{}}""")));
+        Assert.Equal("sata5", CloudInitSpec.EffectiveSlot(Vm("""{"name":"a","scsi_controller":"lsi","cdroms":{"ide2":{}},"cloud_init":{}}""")));
+        Assert.Equal("ide3", CloudInitSpec.EffectiveSlot(Vm("""{"name":"a","machine":"pc","scsi_controller":"megasas","cloud_init":{}}""")));
+        Assert.Equal("ide1", CloudInitSpec.EffectiveSlot(Vm("""{"name":"a","machine":"pc","scsi_controller":"lsi","disks":{"ide3":{"size_gib":1}},"cloud_init":{}}""")));
         Assert.Null(CloudInitSpec.EffectiveSlot(Vm("""{"name":"a"}""")));
         Assert.Equal(["cloud_init.slot: every default seed slot is used by a disk or CD-ROM: choose a free CD-ROM slot."],
-            Errors(Vm("""{"name":"a","cdroms":{"ide2":{},"sata5":{}},"cloud_init":{}}""")));
+            Errors(Vm("""{"name":"a","cdroms":{"scsi30":{},"scsi29":{}},"cloud_init":{}}""")));
         Assert.Equal(["cloud_init.slot: q35 has one IDE unit per bus: use ide0 or ide2 (or a sata or scsi slot)."],
             Errors(Vm("""{"name":"a","cloud_init":{"slot":"ide3"}}""")));
         Assert.Equal(["cloud_init.slot: SATA slots need the q35 machine type."], Errors(Vm("""{"name":"a","machine":"pc","cloud_init":{"slot":"sata1"}}""")));

@@ -46,9 +46,6 @@ public sealed class GuestProofTests(ITestOutputHelper output)
         var inputs = new JsonObject
         {
             ["name"] = "proof-guest",
-            // i440fx: the seed's CD-ROM sits on its PIIX IDE (ata_piix). Debian's cloud kernel, which the test guest
-            // runs, has no AHCI driver at all (CONFIG_SATA_AHCI unset), so on q35 cloud-init would never see the seed.
-            ["machine"] = "pc",
             ["cpu"] = new JsonObject { ["cores"] = 2 },
             ["memory"] = new JsonObject { ["sizeMib"] = 1024 },
             ["kernel"] = debian.Kernel,

@@ -14,6 +14,7 @@ public sealed class OfflineTerraform : IDisposable
 
     public OfflineTerraform(string repoRoot)
     {
+        RepoRoot = repoRoot;
         Root = Directory.CreateTempSubdirectory("kvm-tfx-").FullName;
         var mirror = Path.Combine(Root, "mirror");
         var package = Path.Combine(mirror, "registry.terraform.io", "kvm", "kvm", Version, "linux_amd64");
@@ -35,12 +36,24 @@ public sealed class OfflineTerraform : IDisposable
             """);
     }
 
+    public string RepoRoot { get; }
+
     public string Root { get; }
 
     public string CliConfigPath { get; }
 
     /// <summary>Runs terraform in <paramref name="workDirectory"/>; returns exit code and output.</summary>
     public (int ExitCode, string Output) Run(string workDirectory, params string[] args)
+    {
+        var (code, stdout, stderr) = Run(workDirectory, null, args);
+        return (code, stdout + stderr);
+    }
+
+    /// <summary>
+    /// Runs terraform offline with only <paramref name="environment"/> of the caller's KVM_* and TF_LOG settings
+    /// (a test never talks to an agent it did not name); bounded at 10 minutes.
+    /// </summary>
+    public (int ExitCode, string Stdout, string Stderr) Run(string workDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var start = new ProcessStartInfo("terraform")
         {
@@ -58,6 +71,8 @@ public sealed class OfflineTerraform : IDisposable
         start.Environment.Remove("KVM_ENDPOINT");
         start.Environment.Remove("KVM_TOKEN");
         start.Environment.Remove("TF_LOG");
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[key] = value;
         using var process = Process.Start(start)!;
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
@@ -67,7 +82,7 @@ public sealed class OfflineTerraform : IDisposable
             process.Kill(entireProcessTree: true);
             throw new TimeoutException($"terraform {string.Join(' ', args)} did not finish in 10 minutes");
         }
-        return (process.ExitCode, stdout.Result + stderr.Result);
+        return (process.ExitCode, stdout.Result, stderr.Result);
     }
 
     /// <summary>Runs terraform and throws with its output unless it exits with <paramref name="expected"/>.</summary>

@@ -51,6 +51,10 @@ public static partial class QemuCommand
                 foreach (var (flag, value) in HyperVFlags)
                     flags[flag] = value;
         }
+        // Every CPU with AES-NI has PCLMULQDQ, and Linux's aesni_intel uses it without asking CPUID. Under KVM the
+        // host CPU runs it either way; TCG honours CPUID and faults (an oops in aesni_gcm_init, a hung module load).
+        if (!c.Kvm && flags.GetValueOrDefault("aes") == "on")
+            flags["pclmulqdq"] = "on";
         foreach (var flag in cpu.Flags ?? [])
             flags[flag[1..].Replace('_', '-')] = flag[0] == '+' ? "on" : "off";
         // Under KVM a model must mean the same CPU on every host: fail instead of silently dropping

@@ -65,7 +65,7 @@ public sealed class CloudInitLiveTests : IAsyncLifetime
         var firstId = created.CloudInitInstanceId;
         Assert.Matches("^iid-[0-9a-f]{16}$", firstId);
 
-        var firstIso = await SeedInDriveAsync(id, "ide2");
+        var firstIso = await SeedInDriveAsync(id, "scsi30");
         Assert.NotNull(firstIso);
         Assert.StartsWith(SeedDir + "/", firstIso, StringComparison.Ordinal);
         Assert.Contains(firstIso, OpenFiles(pid));
@@ -74,7 +74,7 @@ public sealed class CloudInitLiveTests : IAsyncLifetime
         var (read, etag) = await Client.GetVmAsync(id);
         var unchanged = await Client.UpdateVmAsync(id, read.ToSpec(), etag);
         Assert.Empty(unchanged.Value.Changes);
-        Assert.Equal(firstIso, await SeedInDriveAsync(id, "ide2"));
+        Assert.Equal(firstIso, await SeedInDriveAsync(id, "scsi30"));
 
         // New user-data: a new seed ISO, swapped live; same QEMU; the instance-id stays (on_change none).
         var update = WithCloudInit(Specs.Running(created.Name), "#cloud-config\nruncmd: [echo two]\n");
@@ -85,7 +85,7 @@ public sealed class CloudInitLiveTests : IAsyncLifetime
         Assert.Equal(pid, (int)result.Vm.Pid!.Value);
         Assert.Null(result.Vm.PendingChanges);
         Assert.Equal(firstId, result.Vm.CloudInitInstanceId);
-        var secondIso = await SeedInDriveAsync(id, "ide2");
+        var secondIso = await SeedInDriveAsync(id, "scsi30");
         Assert.NotEqual(firstIso, secondIso);
         Assert.Contains(secondIso!, OpenFiles(pid));
         Assert.DoesNotContain(firstIso, OpenFiles(pid));
@@ -98,7 +98,7 @@ public sealed class CloudInitLiveTests : IAsyncLifetime
         Assert.Equal(pid, (int)third.Vm.Pid!.Value);
         Assert.Equal("running", third.Vm.Status);
         Assert.NotEqual(firstId, third.Vm.CloudInitInstanceId);
-        Assert.NotEqual(secondIso, await SeedInDriveAsync(id, "ide2"));
+        Assert.NotEqual(secondIso, await SeedInDriveAsync(id, "scsi30"));
         Assert.True(ProcessTable.IsAlive(pid));
 
         await Client.DeleteVmAsync(id, RunningVmDeletion.Force);
@@ -112,13 +112,13 @@ public sealed class CloudInitLiveTests : IAsyncLifetime
         spec.CloudInit = new CloudInitSpec();
         var created = (await Client.CreateVmAsync(spec)).Value;
         var id = created.VmId!.Value;
-        var before = await SeedInDriveAsync(id, "ide2");
+        var before = await SeedInDriveAsync(id, "scsi30");
         var renamed = Specs.Running(created.Name + "-b");
         renamed.VmId = id;
         renamed.CloudInit = new CloudInitSpec();
         var result = (await Client.UpdateVmAsync(id, renamed)).Value;
         Assert.Equal(created.Pid, result.Vm.Pid);
-        var after = await SeedInDriveAsync(id, "ide2");
+        var after = await SeedInDriveAsync(id, "scsi30");
         Assert.NotEqual(before, after);
         var meta = await new Kvm.Agent.Tests.Storage.TestCommandRunner().RunAsync(["isoinfo", "-J", "-i", after!, "-x", "/meta-data"], TimeSpan.FromSeconds(30));
         Assert.Contains($"local-hostname: \"{created.Name}-b\"", meta.StdOut, StringComparison.Ordinal);
@@ -136,7 +136,7 @@ public sealed class CloudInitLiveTests : IAsyncLifetime
         Assert.Equal(["cloud_init"], result.Vm.PendingChanges);
         await Client.StopVmAsync(id);
         var started = await Client.StartVmAsync(id);
-        Assert.NotNull(await SeedInDriveAsync(id, "ide2"));
+        Assert.NotNull(await SeedInDriveAsync(id, "scsi30"));
         Assert.NotNull(started.CloudInitInstanceId);
         await Client.DeleteVmAsync(id, RunningVmDeletion.Force);
         Assert.Empty(Directory.EnumerateFileSystemEntries(SeedDir));

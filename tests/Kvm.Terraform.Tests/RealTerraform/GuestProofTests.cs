@@ -90,7 +90,14 @@ public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper outpu
             Assert.Contains(ip, leases, StringComparison.Ordinal);
 
             // The guest agent confirms what cloud-init did: host name, the user's authorized key, user_data's file.
-            output.WriteLine(await GuestChecks.WaitForCloudInitAsync(guest, vmId, TimeSpan.FromMinutes(15)));
+            var status = await GuestChecks.WaitForCloudInitAsync(guest, vmId, TimeSpan.FromMinutes(15));
+            output.WriteLine(status);
+            if (!status.Contains("status: done", StringComparison.Ordinal))
+            {
+                // Why cloud-init did not finish cleanly: what ds-identify saw, and the block devices the guest has.
+                foreach (var probe in new[] { "cat /run/cloud-init/ds-identify.log", "blkid", "lsmod" })
+                    output.WriteLine($"# {probe}\n{(await guest.ExecAsync(vmId, "/bin/sh", ["-c", probe + " 2>&1"], TimeSpan.FromSeconds(60))).StdOut}");
+            }
             var info = JsonNode.Parse(await agent.Client.Http.GetStringAsync($"v1/vms/{vmId}/agent"))!;
             Assert.Equal("web-01", info["hostname"]!.GetValue<string>());
             var keys = await guest.ExecAsync(vmId, "/bin/cat", ["/home/debian/.ssh/authorized_keys"], TimeSpan.FromSeconds(60));
