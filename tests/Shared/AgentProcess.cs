@@ -25,17 +25,20 @@ public sealed class AgentProcess : IDisposable
         Client = KvmClient.Create(new Uri(endpoint), token);
     }
 
-    /// <summary>The agent's <c>--data-dir</c> (definitions, disks, the default pool).</summary>
-    public string DataDirectory => _dataDirectory;
-
-    /// <summary>The agent's <c>--run-dir</c> (pidfiles, QMP sockets).</summary>
-    public string RunDirectory => _runDirectory;
+    /// <summary>The agent's process id (in its namespace, when it has one: <c>ip netns exec</c> execs it in place).</summary>
+    public int Pid => _process.Id;
 
     public string Endpoint { get; }
 
     public string Token { get; }
 
     public KvmClient Client { get; }
+
+    /// <summary>The agent's <c>--data-dir</c> (definitions, disks, the default pool).</summary>
+    public string DataDirectory => _dataDirectory;
+
+    /// <summary>The agent's <c>--run-dir</c> (pidfiles, QMP and guest agent sockets).</summary>
+    public string RunDirectory => _runDirectory;
 
     /// <summary>The network namespace the agent (and its QEMUs, bridges, taps, dnsmasq) runs in; null: the host's.</summary>
     public string? Netns { get; private set; }

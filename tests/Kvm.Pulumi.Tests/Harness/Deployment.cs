@@ -72,6 +72,12 @@ internal sealed class Deployment(EngineSession session)
     /// <summary>Every provider call of the last operation, as <c>Method resource</c>.</summary>
     public List<string> Calls { get; } = [];
 
+    // The outputs the last up or preview produced per resource (a preview's Creates report unknowns).
+    private Dictionary<string, (Struct Outputs, bool Planned)> _outputs = new(StringComparer.Ordinal);
+
+    /// <summary>What each resource's outputs were in the last up or preview, as its dependents saw them.</summary>
+    public IReadOnlyDictionary<string, Struct> LastOutputs => _outputs.ToDictionary(p => p.Key, p => p.Value.Outputs, StringComparer.Ordinal);
+
     public ResourceState this[string name] => _state.Single(r => r.Name == name);
 
     public ResourceState? Find(string name) => _state.SingleOrDefault(r => r.Name == name);
@@ -107,7 +113,7 @@ internal sealed class Deployment(EngineSession session)
     private async Task<IReadOnlyList<StepRecord>> RunStepsAsync(IReadOnlyList<Goal> program, bool preview, List<ResourceState> working)
     {
         // The outputs this deployment has produced so far; in a preview, Creates report unknowns.
-        var planned = new Dictionary<string, (Struct Outputs, bool Planned)>(StringComparer.Ordinal);
+        var planned = _outputs = new Dictionary<string, (Struct Outputs, bool Planned)>(StringComparer.Ordinal);
         var pendingDeletes = _pendingDeletes;
 
         Value Output(string resource, string property)

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
@@ -20,17 +19,6 @@ namespace Kvm.Terraform.Tests.RealTerraform;
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper output)
 {
-    private static string Ed25519PublicKey()
-    {
-        var type = "ssh-ed25519"u8.ToArray();
-        var blob = new byte[4 + type.Length + 4 + 32];
-        BinaryPrimitives.WriteInt32BigEndian(blob, type.Length);
-        type.CopyTo(blob, 4);
-        BinaryPrimitives.WriteInt32BigEndian(blob.AsSpan(4 + type.Length), 32);
-        RandomNumberGenerator.GetBytes(32).CopyTo(blob, 8 + type.Length);
-        return "ssh-ed25519 " + Convert.ToBase64String(blob) + " proof@kvm";
-    }
-
     private static string Header(AgentProcess agent) => $$"""
         terraform {
           required_providers {
@@ -61,28 +49,6 @@ public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper outpu
         return result;
     }
 
-    private static async Task<GuestExecResult> ExecUntilAsync(GuestAgents guest, long vmId, TimeSpan within, Func<GuestExecResult, bool> done, params string[] argv)
-    {
-        var deadline = DateTime.UtcNow + within;
-        GuestExecResult? last = null;
-        Exception? error = null;
-        while (DateTime.UtcNow < deadline)
-        {
-            try
-            {
-                last = await guest.ExecAsync(vmId, argv[0], argv[1..], TimeSpan.FromMinutes(10));
-                if (done(last))
-                    return last;
-            }
-            catch (Exception e) when (e is TimeoutException or IOException or QgaException)
-            {
-                error = e; // The guest is (re)booting: its agent is not up yet.
-            }
-            await Task.Delay(TimeSpan.FromSeconds(3));
-        }
-        throw new TimeoutException($"{string.Join(' ', argv)} in the guest: last result {last}, last error {error?.Message}");
-    }
-
     [Fact]
     public async Task The_cloud_init_example_brings_a_debian_guest_up_ready_and_reprovisions_it_in_place()
     {
@@ -93,7 +59,7 @@ public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper outpu
             netns = agent.Netns!;
             _environment = new Dictionary<string, string> { ["KVM_ENDPOINT"] = agent.Endpoint, ["KVM_TOKEN"] = agent.Token };
             var sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(File.OpenRead(debian.Disk)));
-            var sshKey = Ed25519PublicKey();
+            var sshKey = GuestChecks.Ed25519PublicKey();
             var guest = new GuestAgents(new AgentOptions { RunDir = agent.RunDirectory });
             using var files = await NamespaceFileServer.StartAsync(netns, debian.Directory);
             // The example as users read it; the test only points it at the Debian test guest (no boot loader: direct kernel boot)
@@ -124,13 +90,11 @@ public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper outpu
             Assert.Contains(ip, leases, StringComparison.Ordinal);
 
             // The guest agent confirms what cloud-init did: host name, the user's authorized key, user_data's file.
-            var status = await ExecUntilAsync(guest, vmId, TimeSpan.FromMinutes(15), // Finished, whatever it reports (the minimal test guest has no locales, so cc_locale reports an error).
-                r => r.StdOut.Contains("status: ", StringComparison.Ordinal) && !r.StdOut.Contains("status: running", StringComparison.Ordinal),
-                "/usr/bin/cloud-init", "status", "--wait", "--long");
-            output.WriteLine(status.StdOut);
-            if (!status.StdOut.Contains("status: done", StringComparison.Ordinal) && !status.StdOut.Contains("status: error", StringComparison.Ordinal))
+            var status = await GuestChecks.WaitForCloudInitAsync(guest, vmId, TimeSpan.FromMinutes(15));
+            output.WriteLine(status);
+            if (!status.Contains("status: done", StringComparison.Ordinal))
             {
-                // Why cloud-init did not run: what ds-identify saw, and the block devices the guest has.
+                // Why cloud-init did not finish cleanly: what ds-identify saw, and the block devices the guest has.
                 foreach (var probe in new[] { "cat /run/cloud-init/ds-identify.log", "blkid", "lsmod" })
                     output.WriteLine($"# {probe}\n{(await guest.ExecAsync(vmId, "/bin/sh", ["-c", probe + " 2>&1"], TimeSpan.FromSeconds(60))).StdOut}");
             }
@@ -154,7 +118,7 @@ public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper outpu
             var after = (await agent.Client.GetVmAsync(vmId)).Value;
             Assert.Equal(before.Pid, after.Pid);
             Assert.NotEqual(before.CloudInitInstanceId, after.CloudInitInstanceId);
-            var reprovisioned = await ExecUntilAsync(guest, vmId, TimeSpan.FromMinutes(15), r => r.StdOut.Trim() == "two", "/bin/cat", "/etc/kvm-proof");
+            var reprovisioned = await GuestChecks.ExecUntilAsync(guest, vmId, TimeSpan.FromMinutes(15), r => r.StdOut.Trim() == "two", "/bin/cat", "/etc/kvm-proof");
             Assert.Equal("two", reprovisioned.StdOut.Trim());
             plan = Run(dir, ["plan", "-input=false", "-no-color", "-detailed-exitcode", .. Vars("two")]);
             Assert.True(plan.ExitCode == 0, "expected no changes:\n" + plan.Output);
@@ -162,19 +126,10 @@ public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper outpu
             // Destroy: no QEMU, no dnsmasq, no tap or bridge, no seed, no disk, no image.
             var destroy = Run(dir, ["destroy", "-auto-approve", "-input=false", "-no-color", .. Vars("two")]);
             Assert.True(destroy.ExitCode == 0, destroy.Output);
-            Assert.Empty(await agent.Client.ListVmsAsync());
-            Assert.Empty(await agent.Client.ListNetworksAsync());
-            Assert.Empty(await agent.Client.ListImagesAsync());
-            Assert.Equal([files.Pid], agent.NamespacePids());
-            Assert.Equal(["lo"], AgentProcess.Ip("-n", netns, "-o", "link", "show").Split('\n', StringSplitOptions.RemoveEmptyEntries)
-                .Select(l => l.Split(':')[1].Trim()));
-            var leftovers = Directory.EnumerateFiles(agent.DataDirectory, "*", SearchOption.AllDirectories)
-                .Where(f => f.EndsWith(".qcow2", StringComparison.Ordinal) || f.EndsWith(".iso", StringComparison.Ordinal) ||
-                            f.EndsWith(".leases", StringComparison.Ordinal) || f.EndsWith(".pid", StringComparison.Ordinal) || f.Contains("seed", StringComparison.Ordinal))
-                .ToList();
-            Assert.Empty(leftovers);
+            // The same checks as the Pulumi proof's destroy: both leave the host in the same state.
+            await HostLeftovers.AssertNothingLeftAsync(agent, files.Pid);
         }
-        Assert.DoesNotContain(netns, AgentProcess.Ip("netns", "list"), StringComparison.Ordinal);
+        HostLeftovers.AssertNamespaceGone(netns);
     }
 
     [Fact]
