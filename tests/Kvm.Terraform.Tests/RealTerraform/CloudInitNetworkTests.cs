@@ -12,18 +12,7 @@ namespace Kvm.Terraform.Tests.RealTerraform;
 [Collection(TerraformCollection.Name)]
 public class CloudInitNetworkTests(TerraformFixture terraform)
 {
-    private string Config(AgentProcess agent, string userData) => $$"""
-        terraform {
-          required_providers {
-            kvm = { source = "kvm/kvm" }
-          }
-        }
-
-        provider "kvm" {
-          endpoint = "{{agent.Endpoint}}"
-          token    = "{{agent.Token}}"
-        }
-
+    private string Config(AgentProcess agent, string userData) => TerraformWorkspace.Header(agent) + $$"""
         resource "kvm_network" "lab" {
           name    = "kvmcibr0"
           address = "192.168.88.1/24"

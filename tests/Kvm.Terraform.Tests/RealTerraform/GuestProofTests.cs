@@ -19,18 +19,7 @@ namespace Kvm.Terraform.Tests.RealTerraform;
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public class GuestProofTests(TerraformFixture terraform, ITestOutputHelper output)
 {
-    private static string Header(AgentProcess agent) => $$"""
-        terraform {
-          required_providers {
-            kvm = { source = "kvm/kvm" }
-          }
-        }
-
-        provider "kvm" {
-          endpoint = "{{agent.Endpoint}}"
-          token    = "{{agent.Token}}"
-        }
-
+    private static string Header(AgentProcess agent) => TerraformWorkspace.Header(agent) + $$"""
         resource "kvm_network" "lab" {
           name    = "kvmproof0"
           address = "192.168.61.1/24"

@@ -14,19 +14,7 @@ public class LifecycleTests(TerraformFixture terraform)
     private string Config(AgentProcess agent, string body, string? hosts = null)
     {
         var (kernel, initrd) = Guest(terraform.RepoRoot);
-        return $$"""
-            terraform {
-              required_providers {
-                kvm = { source = "kvm/kvm" }
-              }
-            }
-
-            provider "kvm" {
-              endpoint = "{{agent.Endpoint}}"
-              token    = "{{agent.Token}}"
-              {{hosts ?? ""}}
-            }
-
+        return TerraformWorkspace.Header(agent, hosts) + $$"""
             locals {
               kernel = "{{kernel}}"
               initrd = "{{initrd}}"

@@ -18,18 +18,7 @@ public class NamespacedAgentTests(TerraformFixture terraform)
         {
             netns = agent.Netns!;
             Assert.StartsWith("unix:///", agent.Endpoint, StringComparison.Ordinal);
-            var dir = terraform.NewWorkDirectory($$"""
-                terraform {
-                  required_providers {
-                    kvm = { source = "kvm/kvm" }
-                  }
-                }
-
-                provider "kvm" {
-                  endpoint = "{{agent.Endpoint}}"
-                  token    = "{{agent.Token}}"
-                }
-
+            var dir = terraform.NewWorkDirectory(TerraformWorkspace.Header(agent) + $$"""
                 resource "kvm_network" "lab" {
                   name    = "kvmnsbr0"
                   address = "192.168.77.1/24"
