@@ -130,6 +130,7 @@ public static class VmFeature
         services.AddSingleton<IOnlineResizer>(sp => sp.GetRequiredService<VmRuntime>());
         services.AddSingleton<VmOperations>();
         services.AddSingleton<Kvm.Agent.CloudInit.CloudInitSeeds>();
+        services.AddSingleton<Kvm.Agent.Tpm.Swtpm>();
         return services;
     }
 

@@ -113,6 +113,11 @@ public class VmSpec : IValidatable
         NullMeansAbsent = true)]
     public CloudInitSpec? CloudInit { get; set; }
 
+    /// <summary>Virtual TPM.</summary>
+    [Setting("A virtual TPM (swtpm) whose state is kept with the VM and deleted with it, like Proxmox's `tpmstate0`. " +
+        "Adding or removing it applies at the VM's next start; removing it deletes the TPM state at that start.", NullMeansAbsent = true)]
+    public TpmSpec? Tpm { get; set; }
+
     /// <summary>Power state.</summary>
     [Setting("Desired power state, enforced on every apply: `running`, `stopped` or `paused`.",
         Default = "running", OneOf = ["running", "stopped", "paused"], Update = UpdateKind.Live)]
@@ -186,6 +191,7 @@ public class VmSpec : IValidatable
             if (before.Disks?.GetValueOrDefault(slot) is { SizeGib: { } old } && disk.SizeGib is { } now && now < old && disk.VolumeId is null)
                 context.Add(AttrPath.Root.Attr("disks").Key(slot).Attr("size_gib"), $"disks can only grow: {now} GiB is smaller than the current {old} GiB.");
         }
+        TpmSpec.ValidateUpdate(before, this, context);
         return context.Errors;
     }
 }

@@ -63,6 +63,7 @@ public static partial class QemuCommand
         Memory(c);
         Clock(c);
         Firmware(c);
+        Tpm(c);
         BootAndKernel(c);
         Process(c);
         Display(c);

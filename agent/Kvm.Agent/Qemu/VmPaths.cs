@@ -16,6 +16,8 @@ public sealed record VmPaths
     public required string SerialLog { get; init; }
     /// <summary>The VM's own EFI variable store (UEFI only).</summary>
     public string? EfiVars { get; init; }
+    /// <summary>The control socket of the VM's swtpm (when the VM has a TPM).</summary>
+    public string? TpmSocket { get; init; }
     /// <summary>Disk slot → image file and its format.</summary>
     public IReadOnlyDictionary<string, DiskFile> Disks { get; init; } = new Dictionary<string, DiskFile>();
     /// <summary>CD-ROM slot → ISO file, or null for an empty drive.</summary>

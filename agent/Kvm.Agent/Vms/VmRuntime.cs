@@ -52,6 +52,7 @@ public sealed class VmRuntime(
     private IVmStorage? Storage => services.GetService<IVmStorage>();
     private ITapManager? Taps => services.GetService<ITapManager>();
     private CloudInitSeeds? Seeds => services.GetService<CloudInitSeeds>();
+    private Tpm.Swtpm? Swtpm => services.GetService<Tpm.Swtpm>();
 
     /// <summary>The live monitor of a VM whose QEMU runs, or null.</summary>
     public VmMonitor? MonitorOf(long vmId) => _monitors.TryGetValue(vmId, out var m) && !m.HasExited ? m : null;
@@ -158,6 +159,18 @@ public sealed class VmRuntime(
         var qemuLog = QemuLogPath(vmId);
         var logOffset = File.Exists(qemuLog) ? new FileInfo(qemuLog).Length : 0;
         await File.WriteAllBytesAsync(Path.Combine(paths.RunDir, "spec.json"), VmStore.Serialize(spec), cancellationToken);
+        if (Swtpm is { } swtpm)
+        {
+            try
+            {
+                await swtpm.StartAsync(vmId, spec, paths.RunDir, cancellationToken); // before QEMU, which connects to it
+            }
+            catch
+            {
+                await CleanupAsync(vmId, spec);
+                throw;
+            }
+        }
         int pid;
         try
         {
@@ -481,6 +494,8 @@ public sealed class VmRuntime(
             || (record is { ProcStart: { } start } && record.Pid == pid && ProcessTable.ReadStartTime(pid.Value) != start))
         {
             Log.StalePidFile(logger, vmId, pid.Value);
+            if (Swtpm is { } swtpm)
+                await swtpm.StopAsync(vmId, runDir);
             TryDeleteRunDir(vmId, runDir);
             return false;
         }
@@ -517,6 +532,8 @@ public sealed class VmRuntime(
                 catch (Exception e) when (e is AgentProblemException or IOException) { Log.CleanupFailed(logger, vmId, TapName.For(vmId, slot), e.Message); }
             }
         }
+        if (Swtpm is { } swtpm)
+            await swtpm.StopAsync(vmId, RunDirOf(vmId)); // after QEMU: it exits with it, or is stopped by PID
         TryDeleteRunDir(vmId, RunDirOf(vmId));
     }
 
@@ -526,6 +543,7 @@ public sealed class VmRuntime(
         foreach (var file in new[] { SerialLogPath(vmId), QemuLogPath(vmId), store.EfiVarsPath(vmId) })
             DeleteIfExists(file);
         Seeds?.Remove(vmId);
+        Swtpm?.RemoveState(vmId);
         _lastStatus.TryRemove(vmId, out _);
     }
 
@@ -614,6 +632,7 @@ public sealed class VmRuntime(
             PidFile = Path.Combine(runDir, "qemu.pid"),
             SerialLog = SerialLogPath(vmId),
             EfiVars = efiVars,
+            TpmSocket = spec.Tpm is null ? null : QemuCommand.TpmSocket(runDir),
             CloudInitSeed = seed,
             Disks = disks,
             Cdroms = cdroms,

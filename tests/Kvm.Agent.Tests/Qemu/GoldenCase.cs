@@ -77,6 +77,7 @@ internal sealed record GoldenCase(string Name, VmSpec Spec, HostFacts Facts, VmP
         public Dictionary<string, string>? Taps { get; init; }
         public Dictionary<string, string>? Macs { get; init; }
         public string? CloudInitSeed { get; init; }
+        public string? TpmSocket { get; init; }
     }
 
     /// <summary>What the agent would resolve for the spec, then the case's overrides on top.</summary>
@@ -123,6 +124,7 @@ internal sealed record GoldenCase(string Name, VmSpec Spec, HostFacts Facts, VmP
             PidFile = o.PidFile ?? $"{run}/qemu.pid",
             SerialLog = o.SerialLog ?? $"{run}/serial.log",
             EfiVars = o.EfiVars ?? (uefi ? $"/var/lib/kvm/pools/default/vm-{id}-efivars.fd" : null),
+            TpmSocket = o.TpmSocket ?? (spec.Tpm is null ? null : $"{run}/swtpm.sock"),
             CloudInitSeed = o.CloudInitSeed ?? (spec.CloudInit is null ? null : $"/var/lib/kvm-agent/cloud-init/{id}-0123456789ab-89abcdef.iso"),
             Disks = disks,
             Cdroms = cdroms,

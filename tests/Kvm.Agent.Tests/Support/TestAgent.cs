@@ -91,12 +91,12 @@ public sealed class TestAgent : IAsyncDisposable
     }
 }
 
-/// <summary>Kills QEMUs a test started: found by the pidfiles under a run directory, checked against /proc, killed by PID.</summary>
+/// <summary>Kills QEMUs (and their swtpms) a test started: found by the pidfiles under a run directory, checked against /proc, killed by PID.</summary>
 public static class QemuReaper
 {
     public static IReadOnlyList<int> PidsUnder(string runDir) =>
         !Directory.Exists(runDir) ? [] :
-        [.. Directory.EnumerateFiles(runDir, "qemu.pid", SearchOption.AllDirectories)
+        [.. new[] { "qemu.pid", "swtpm.pid" }.SelectMany(name => Directory.EnumerateFiles(runDir, name, SearchOption.AllDirectories))
             .Select(f => int.TryParse(SafeRead(f).Trim(), out var pid) ? pid : 0)
             .Where(pid => pid > 0 && ProcessTable.IsAlive(pid) && ProcessTable.ReadCommandLine(pid).Any(a => a.Contains(runDir, StringComparison.Ordinal)))];
 
