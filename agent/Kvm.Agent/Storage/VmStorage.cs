@@ -140,7 +140,8 @@ public sealed class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuI
         var at = AttrPath.Root.Attr("firmware").Attr("efi_vars");
         var source = (template, enrolled) switch
         {
-            ("4m", true) => facts.Ovmf.Vars4MEnrolled,
+            // The distribution's template with Microsoft's 2023 certificates added next to its 2011 ones.
+            ("4m", true) => facts.Ovmf.Vars4MEnrolled is { } ms ? Firmware.MicrosoftKeys.EnsureTemplate(ms, services.GetRequiredService<StorageOptions>().DataDir) : null,
             ("4m", false) => facts.Ovmf.Vars4M,
             ("2m", false) => facts.Ovmf.Vars2M,
             _ => throw AgentProblemException.Invalid(at.Attr("pre_enrolled_keys").ToString(),
