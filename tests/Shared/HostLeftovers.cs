@@ -9,7 +9,7 @@ public static class HostLeftovers
     /// <summary>
     /// No VM, network or image at the agent; in its namespace no process but the agent and <paramref name="allowedPids"/>
     /// (QEMU, dnsmasq gone) and no link but <c>lo</c> (bridge and taps gone); in its data directory no disk, ISO, lease file,
-    /// pidfile or cloud-init seed; in its run directory no pidfile or socket but the agent's own.
+    /// pidfile, cloud-init seed or TPM state; in its run directory no pidfile or socket but the agent's own.
     /// </summary>
     public static async Task AssertNothingLeftAsync(AgentProcess agent, params int[] allowedPids)
     {
@@ -28,6 +28,9 @@ public static class HostLeftovers
                         Path.GetRelativePath(agent.DataDirectory, f).Contains("seed", StringComparison.Ordinal))
             .ToList();
         Assert.Empty(files);
+        // TPM state lives with its VM and goes with it.
+        var tpm = Path.Combine(agent.DataDirectory, "tpm");
+        Assert.Empty(Directory.Exists(tpm) ? Directory.EnumerateFileSystemEntries(tpm) : []);
         // The run directory held QEMU's and dnsmasq's pidfiles and the QMP and guest agent sockets: only the agent's own socket stays.
         var run = Directory.EnumerateFiles(agent.RunDirectory, "*", SearchOption.AllDirectories)
             .Where(f => f != Path.Combine(agent.RunDirectory, "agent.sock"))
