@@ -76,6 +76,8 @@ public sealed class AgentHost : IAsyncDisposable
         });
         builder.Services.Configure<RouteHandlerOptions>(routes => routes.ThrowOnBadRequest = true);
         builder.Services.AddSingleton(options);
+        if (options.StopVmsOnExit) // the ordered shutdown may take long: systemd's TimeoutStopSec bounds it, not the host
+            builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromHours(2));
         builder.Services.AddSingleton(facts);
         builder.Services.AddSingleton<ICommandRunner, CommandRunner>();
         Features.Add(builder.Services, options);
@@ -131,6 +133,8 @@ public static class VmFeature
         services.AddSingleton<VmOperations>();
         services.AddSingleton<Kvm.Agent.CloudInit.CloudInitSeeds>();
         services.AddSingleton<Kvm.Agent.Tpm.Swtpm>();
+        services.AddSingleton<Autostart>();
+        services.AddHostedService(sp => sp.GetRequiredService<Autostart>());
         return services;
     }
 

@@ -45,6 +45,9 @@ public sealed record AgentOptions
     /// <summary>Allow <c>nat = true</c> networks in the host's own network namespace (off: refused).</summary>
     public bool AllowHostNat { get; init; }
 
+    /// <summary>On SIGTERM/SIGINT, shut the autostart VMs down in reverse order before exiting (host shutdown).</summary>
+    public bool StopVmsOnExit { get; init; }
+
     /// <summary>Lowest level logged to the console.</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
@@ -63,6 +66,7 @@ public sealed record AgentOptions
           --tls-key FILE         PEM private key for --tls-cert
           --log-level LEVEL      Trace, Debug, Information, Warning, Error (default Information)
           --allow-host-nat       allow nat = true networks in the host's own network namespace (default: refused)
+          --stop-vms-on-exit     on SIGTERM/SIGINT shut the autostart VMs down in reverse order first (host shutdown)
         """;
 
     /// <summary>Parses the command line; throws <see cref="ArgumentException"/> with a message for people.</summary>
@@ -83,6 +87,7 @@ public sealed record AgentOptions
                 "--tls-cert" => options with { TlsCert = Value() },
                 "--tls-key" => options with { TlsKey = Value() },
                 "--allow-host-nat" => options with { AllowHostNat = true },
+                "--stop-vms-on-exit" => options with { StopVmsOnExit = true },
                 "--log-level" => options with { LogLevel = Enum.TryParse<LogLevel>(Value(), true, out var l) ? l : throw new ArgumentException($"unknown log level \"{args[i]}\".") },
                 _ => throw new ArgumentException($"unknown option \"{name}\"."),
             };

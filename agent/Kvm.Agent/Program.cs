@@ -47,5 +47,6 @@ public static class Features
     {
         await app.LoadVmsAsync(cancellationToken);
         await app.Services.GetRequiredService<Bridges>().AdoptServicesAsync(cancellationToken); // dnsmasqs outlive the agent too
+        app.Services.GetRequiredService<Autostart>().StartInBackground();                        // onboot VMs, in order, once bridges are up
     }
 }

@@ -118,6 +118,10 @@ public class VmSpec : IValidatable
         "Adding or removing it applies at the VM's next start; removing it deletes the TPM state at that start.", NullMeansAbsent = true)]
     public TpmSpec? Tpm { get; set; }
 
+    /// <summary>Autostart with the host.</summary>
+    [Setting("Start the VM with the host (when the agent starts), in order, like Proxmox's `onboot` and `startup`.", NullMeansAbsent = true, Update = UpdateKind.Live)]
+    public AutostartSpec? Autostart { get; set; }
+
     /// <summary>Power state.</summary>
     [Setting("Desired power state, enforced on every apply: `running`, `stopped` or `paused`.",
         Default = "running", OneOf = ["running", "stopped", "paused"], Update = UpdateKind.Live)]
