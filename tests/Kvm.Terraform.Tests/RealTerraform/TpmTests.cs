@@ -68,6 +68,11 @@ public class TpmTests(TerraformFixture terraform)
         Assert.Contains("swtpm", File.ReadAllText($"/proc/{swtpm}/cmdline"), StringComparison.Ordinal);
         Plan(dir, 0);
 
+        // A version change alone would silently replace the TPM: the plan refuses it and names the reset knob.
+        File.WriteAllText(Path.Combine(dir, "main.tf"), Config(agent, "tpm = { version = \"v1.2\" }"));
+        var refused = Plan(dir, 1);
+        Assert.Contains("state_generation", refused.Output, StringComparison.Ordinal);
+
         // Remove: in place again; after the restart neither swtpm nor its state remains.
         File.WriteAllText(Path.Combine(dir, "main.tf"), Config(agent, ""));
         var remove = Plan(dir, 2);
