@@ -93,6 +93,7 @@ public sealed partial class AutostartTests : IDisposable
         var manualPid = (int)(await Client.StartVmAsync(manual.VmId!.Value)).Pid!.Value;
         ProcessTable.Signal(_agent!.Id, Posix.SIGTERM);
         Assert.True(_agent.WaitForExit(TimeSpan.FromSeconds(60)), "the agent did not exit after SIGTERM");
+        _agent.WaitForExit(); // only the overload without a timeout waits for the redirected output to drain
         Assert.False(ProcessTable.IsAlive((int)a.Pid!.Value));
         Assert.False(ProcessTable.IsAlive((int)b.Pid!.Value));
         Assert.True(ProcessTable.IsAlive(manualPid), "a VM without autostart was stopped");
