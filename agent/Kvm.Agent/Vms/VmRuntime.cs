@@ -168,6 +168,7 @@ public sealed class VmRuntime(
         PrepareRunDir(paths);
         var qemuLog = QemuLogPath(vmId);
         var logOffset = File.Exists(qemuLog) ? new FileInfo(qemuLog).Length : 0;
+        await VirtiofsDaemons.StartAsync(runner, spec, paths, qemuLog, cancellationToken);
         await File.WriteAllBytesAsync(Path.Combine(paths.RunDir, "spec.json"), VmStore.Serialize(spec), cancellationToken);
         int pid;
         try
@@ -528,6 +529,7 @@ public sealed class VmRuntime(
                 catch (Exception e) when (e is AgentProblemException or IOException) { Log.CleanupFailed(logger, vmId, TapName.For(vmId, slot), e.Message); }
             }
         }
+        await VirtiofsDaemons.StopAsync(RunDirOf(vmId));
         TryDeleteRunDir(vmId, RunDirOf(vmId));
     }
 

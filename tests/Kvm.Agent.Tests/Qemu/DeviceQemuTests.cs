@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Kvm.Agent.Host;
 using Kvm.Agent.Qemu;
 using Kvm.Agent.Tests.Support;
+using Kvm.Agent.Vms;
 using Kvm.Model;
 using Xunit.Abstractions;
 
@@ -168,6 +169,78 @@ public sealed class DeviceGuestTests : IAsyncLifetime
 
         await Eventually.TrueAsync(async () => (await client.GetVmAsync(id)).Value.Status == "stopped", TimeSpan.FromSeconds(60), "status stopped after the guest powered off");
         await client.DeleteVmAsync(id, Kvm.Client.RunningVmDeletion.Refuse);
+        Assert.Empty(QemuReaper.PidsUnder(_agent.RunDir));
+    }
+}
+
+/// <summary>
+/// virtiofs through the real agent: one virtiofsd per share, started before QEMU (which only starts when the vhost-user
+/// handshake with the daemon succeeds), the guest kernel enumerating the virtio-fs device, and the daemon killed by its
+/// recorded PID when the VM is gone. The test guest has no virtiofs module, so mounting in the guest is not shown here.
+/// </summary>
+[Collection("qemu")]
+public sealed class VirtiofsTests : IAsyncLifetime
+{
+    private TestAgent _agent = null!;
+    private string _share = null!;
+
+    public async Task InitializeAsync()
+    {
+        _agent = await TestAgent.StartAsync();
+        _share = Directory.CreateTempSubdirectory("kvm-share-").FullName;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _agent.DisposeAsync();
+        Directory.Delete(_share, recursive: true);
+    }
+
+    [Fact]
+    public async Task AShareRunsItsOwnVirtiofsdWhichTheGuestSeesAndWhichEndsWithTheVm()
+    {
+        Assert.True(VirtiofsDaemons.FindBinary() is not null, "virtiofsd is missing (qemu-system-common ships /usr/lib/qemu/virtiofsd)");
+        var client = _agent.Client;
+        var spec = new VmSpec
+        {
+            Name = Specs.UniqueName("virtiofs"),
+            Memory = new MemorySpec { SizeMib = 256 },
+            Display = new DisplaySpec { Vga = "none", Vnc = false },
+            Kernel = TestGuest.Kernel,
+            Initrd = TestGuest.Initrd,
+            Cmdline = "console=ttyS0 panic=-1 kvmtest=poweroff",
+            SharedDirs = new() { ["virtiofs0"] = new SharedDirSpec { Path = _share, Tag = "data" } },
+        };
+        var vm = (await client.CreateVmAsync(spec)).Value;
+        var id = vm.VmId!.Value;
+        Assert.Equal("running", vm.Status);
+        var runDir = Path.Combine(_agent.RunDir, id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var daemon = Assert.Single(VirtiofsDaemons.LivePids(runDir));
+        Assert.Contains("source=" + _share, ProcessTable.ReadCommandLine(daemon));
+
+        await Eventually.TrueAsync(() => File.Exists(vm.SerialLog) && File.ReadAllText(vm.SerialLog).Contains("KVM-TEST-GUEST-BOOTED", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(120), "the guest's serial output");
+        Assert.Matches(@"pci 0000:00:[0-9a-f]{2}\.0: \[1af4:105a\]", await File.ReadAllTextAsync(vm.SerialLog!)); // virtio-fs
+
+        await Eventually.TrueAsync(async () => (await client.GetVmAsync(id)).Value.Status == "stopped", TimeSpan.FromSeconds(60), "status stopped after the guest powered off");
+        Assert.False(ProcessTable.IsAlive(daemon) && ProcessTable.ReadState(daemon) != 'Z', "virtiofsd outlived its VM");
+        Assert.Empty(VirtiofsDaemons.LivePids(runDir));
+        await client.DeleteVmAsync(id, Kvm.Client.RunningVmDeletion.Refuse);
+    }
+
+    [Fact]
+    public async Task ReadOnlyNeedsTheRustDaemonAndAMissingDirectoryIsRefused()
+    {
+        var spec = Specs.Running();
+        spec.SharedDirs = new() { ["virtiofs0"] = new SharedDirSpec { Path = _share, ReadOnly = true } };
+        if (VirtiofsDaemons.FindBinary() is { } binary && !VirtiofsDaemons.IsRust(binary))
+        {
+            var e = await Assert.ThrowsAsync<Kvm.Client.KvmApiException>(() => _agent.Client.CreateVmAsync(spec));
+            Assert.Contains("shared_dirs[\"virtiofs0\"].read_only", e.ErrorsByAttribute.Keys);
+        }
+        spec.SharedDirs["virtiofs0"] = new SharedDirSpec { Path = _share + "-missing" };
+        var missing = await Assert.ThrowsAsync<Kvm.Client.KvmApiException>(() => _agent.Client.CreateVmAsync(spec));
+        Assert.Contains("shared_dirs[\"virtiofs0\"].path", missing.ErrorsByAttribute.Keys);
         Assert.Empty(QemuReaper.PidsUnder(_agent.RunDir));
     }
 }
