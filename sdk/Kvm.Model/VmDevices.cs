@@ -208,7 +208,7 @@ public sealed class SharedDirSpec
     public string? Tag { get; set; }
 
     /// <summary>Read-only.</summary>
-    [Setting("Share the directory read-only.", Default = false)]
+    [Setting("Share the directory read-only. Needs the Rust virtiofsd (Debian's `virtiofsd` package); QEMU's older C daemon cannot, and the start is refused.", Default = false)]
     public bool? ReadOnly { get; set; }
 
     /// <summary>Cache.</summary>

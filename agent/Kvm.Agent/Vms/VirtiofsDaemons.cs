@@ -37,7 +37,7 @@ public static class VirtiofsDaemons
             if (share.ReadOnly == true) argv.Add("--readonly");
             return argv;
         }
-        return [binary, "--socket-path=" + socket, "-o", "source=" + share.Path, "-o", "cache=" + share.Cache,
+        return [binary, "--socket-path=" + socket, "-o", "source=" + share.Path, "-o", "cache=" + (share.Cache == "never" ? "none" : share.Cache),
             "-o", share.Xattr == true ? "xattr" : "no_xattr", "-o", "sandbox=chroot"];
     }
 
