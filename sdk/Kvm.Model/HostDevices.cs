@@ -59,7 +59,7 @@ public sealed class HostUsbDevice
 
     /// <summary>Vendor:product.</summary>
     [Setting("`vendor:product` in hex (`046d:c52b`); use it as `usb_devices.*.host` to pass this device on any port.", ReadOnly = true)]
-    public string? Id { get; set; }
+    public string? VendorProduct { get; set; }
 
     /// <summary>Manufacturer.</summary>
     [Setting("Manufacturer string the device reports.", ReadOnly = true)]

@@ -61,7 +61,7 @@ public static partial class HostDevices
             devices.Add(new HostUsbDevice
             {
                 BusPort = Path.GetFileName(path),
-                Id = vendor is null || product is null ? null : $"{vendor}:{product}".ToLowerInvariant(),
+                VendorProduct = vendor is null || product is null ? null : $"{vendor}:{product}".ToLowerInvariant(),
                 Manufacturer = ReadText(path, "manufacturer"),
                 Product = ReadText(path, "product"),
                 Serial = ReadText(path, "serial"),
@@ -174,7 +174,7 @@ public static partial class HostDevices
             else
             {
                 var (vendor, product) = QemuCommand.UsbIds(device.Host);
-                if (!usb.Any(u => u.Id == $"{vendor}:{product}"))
+                if (!usb.Any(u => u.VendorProduct == $"{vendor}:{product}"))
                     Add(at, $"there is no USB device {vendor}:{product} on this host (see kvm_host.usb_devices).");
             }
         }
