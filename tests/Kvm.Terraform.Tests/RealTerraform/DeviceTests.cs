@@ -82,6 +82,7 @@ public class DeviceTests(TerraformFixture terraform)
             Assert.NotEqual(0, invalid.ExitCode);
             Assert.Contains("only one device can be the primary GPU", invalid.Output, StringComparison.Ordinal);
 
+            File.WriteAllText(Path.Combine(dir, "main.tf"), body);
             var destroy = terraform.Run(dir, "destroy", "-auto-approve", "-input=false", "-no-color");
             Assert.True(destroy.ExitCode == 0, destroy.Output);
             Assert.Empty(await agent.Client.ListVmsAsync());
