@@ -8,7 +8,7 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # Debian packages the agent and the tests need on the host.
 HOST_PACKAGES=(
   qemu-system-x86 qemu-utils ovmf iproute2 swtpm swtpm-tools genisoimage
-  dnsmasq-base nftables busybox-static cpio gzip xz-utils zstd bzip2 curl ca-certificates util-linux procps
+  dnsmasq-base nftables busybox-static cpio gzip xz-utils zstd bzip2 curl ca-certificates util-linux procps pciutils
 )
 
 ensure_packages() {

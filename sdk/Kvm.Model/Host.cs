@@ -3,7 +3,7 @@ using Kvm.Model.Schema;
 namespace Kvm.Model;
 
 /// <summary>What a host offers, probed once when the agent starts.</summary>
-[Resource("host", "Facts about a hypervisor host: QEMU version, KVM, firmware, machine types, CPU models and capacity.")]
+[Resource("host", "Facts about a hypervisor host: QEMU version, KVM, firmware, machine types, CPU models, capacity, and its PCI and USB devices.")]
 public sealed class HostInfo
 {
     /// <summary>Host name.</summary>
@@ -61,4 +61,12 @@ public sealed class HostInfo
     /// <summary>Pools.</summary>
     [Setting("Names of the host's storage pools.", ReadOnly = true)]
     public List<string>? StoragePools { get; set; }
+
+    /// <summary>PCI devices.</summary>
+    [Setting("The host's PCI functions with IDs, class, driver and IOMMU group (the candidates for a VM's `pci_devices`).", ReadOnly = true)]
+    public List<HostPciDevice>? PciDevices { get; set; }
+
+    /// <summary>USB devices.</summary>
+    [Setting("The host's USB devices with bus-port, vendor:product and names (the candidates for a VM's `usb_devices`).", ReadOnly = true)]
+    public List<HostUsbDevice>? UsbDevices { get; set; }
 }

@@ -37,6 +37,7 @@ public static class ModelJson
 [JsonSerializable(typeof(Network))]
 [JsonSerializable(typeof(List<Network>))]
 [JsonSerializable(typeof(HostInfo))]
+[JsonSerializable(typeof(HostDeviceInventory))]
 [JsonSerializable(typeof(VmAddresses))]
 [JsonSerializable(typeof(Problem))]
 public sealed partial class ModelJsonContext : JsonSerializerContext;

@@ -242,6 +242,11 @@ public sealed class DisplaySpec
     /// <summary>VNC console.</summary>
     [Setting("Serve the display over VNC on the host's loopback (see `console_endpoint`).", Default = true)]
     public bool? Vnc { get; set; }
+
+    /// <summary>SPICE console.</summary>
+    [Setting("Serve the display (and `audio`, `usb_devices` redirection) over SPICE on a unix socket in the VM's run directory " +
+        "(`<run dir>/spice.sock`, e.g. `remote-viewer spice+unix://…`). Best with `vga = \"qxl\"`.", Default = false)]
+    public bool? Spice { get; set; }
 }
 
 /// <summary>Restart behaviour of updates (used by the plugins; stored with the VM so import round-trips).</summary>

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Kvm.Agent.Host;
 
-/// <summary><c>/healthz</c> (no token: for load balancers and systemd) and <c>/v1/host</c> (the probed host facts).</summary>
+/// <summary><c>/healthz</c> (no token: for load balancers and systemd) <c>/v1/host</c> (the probed host facts) and <c>/v1/host/devices</c> (PCI and USB devices, read when asked).</summary>
 public static class HostApi
 {
     /// <summary>Maps the host endpoints.</summary>
@@ -12,12 +12,15 @@ public static class HostApi
     {
         app.MapGet("/healthz", Health);
         app.MapGet("/v1/host", GetHost);
+        app.MapGet("/v1/host/devices", GetDevices);
         return app;
     }
 
     private static Ok<string> Health() => TypedResults.Ok("ok");
 
-    private static Ok<HostInfo> GetHost(HostFacts facts, Kvm.Agent.Storage.StoragePools pools) => TypedResults.Ok(new HostInfo
+    private static Ok<HostDeviceInventory> GetDevices() => TypedResults.Ok(HostDevices.Read());
+
+    private static Ok<HostInfo> GetHost(HostFacts facts, Kvm.Agent.Storage.StoragePools pools) => TypedResults.Ok(WithDevices(new HostInfo
     {
         Hostname = Environment.MachineName,
         AgentVersion = typeof(HostApi).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0",
@@ -33,5 +36,13 @@ public static class HostApi
         EfiVarsTemplates = [.. new[] { facts.Ovmf.Vars2M is null ? null : "2m", facts.Ovmf.Vars4M is null ? null : "4m" }.OfType<string>()],
         SecureBootAvailable = facts.Ovmf.Code4MSecure is not null && facts.Ovmf.Vars4MEnrolled is not null,
         StoragePools = [.. pools.All().Select(p => p.Name)],
-    });
+    }));
+
+    private static HostInfo WithDevices(HostInfo info)
+    {
+        var devices = HostDevices.Read();
+        info.PciDevices = devices.PciDevices;
+        info.UsbDevices = devices.UsbDevices;
+        return info;
+    }
 }

@@ -31,24 +31,11 @@ public static partial class QemuCommand
         if (c.User.Display?.MemoryMib is not null && !VgaWithMemory.Contains(vga, StringComparer.Ordinal))
             c.Error(at.Attr("memory_mib"), $"video memory applies to the std, vmware and qxl adapters, not \"{vga}\".");
 
-        var log = c.File(c.Paths.SerialLog, Attr("serial_log"), "serial log");
-        if (vga == "serial0")
-        {
-            // The serial port is the console: a socket to attach to, still logged to the serial log.
-            var socket = c.File(SerialConsoleSocket(c.Paths), Attr("vm_id"), "serial console socket");
-            CheckSocketPath(c, socket, "serial console socket");
-            c.Arg("-chardev", QemuOptions.Of("socket").Add("id", "serial0").Add("path", socket).Add("server", true).Add("wait", false)
-                .Add("logfile", log).ToString());
-        }
-        else
-        {
-            c.Arg("-chardev", QemuOptions.Of("file").Add("id", "serial0").Add("path", log).ToString());
-        }
-        c.Arg("-device", "isa-serial,chardev=serial0,id=serial0");
+        SerialPorts(c);
 
         c.Arg("-display", "none");
-        if (!VgaDevices.TryGetValue(vga, out var adapter))
-            return; // no adapter: nothing for VNC to show and no pointer for a tablet to move
+        if (!VgaDevices.TryGetValue(vga, out var adapter) || HasPrimaryGpu(c))
+            return; // no adapter (or a passed-through primary GPU): nothing for VNC to show and no pointer for a tablet to move
         var device = QemuOptions.Of(adapter).Add("id", "vga").Add("addr", PciAddress(VgaSlot));
         if (display.MemoryMib is { } mib && VgaWithMemory.Contains(vga, StringComparer.Ordinal))
             device.Add("vgamem_mb", mib);
@@ -57,7 +44,7 @@ public static partial class QemuCommand
             c.Arg("-vnc", VncListen);
         if (c.Vm.Tablet == true)
         {
-            c.Arg("-device", $"qemu-xhci,id=xhci,addr={PciAddress(UsbSlot)}");
+            c.Arg("-device", XhciDevice(c));
             c.Arg("-device", "usb-tablet,id=tablet,bus=xhci.0");
         }
     }

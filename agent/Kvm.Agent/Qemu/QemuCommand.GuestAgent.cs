@@ -33,7 +33,7 @@ public static partial class QemuCommand
         if (agent.Type == "isa")
         {
             // The next free ISA serial port (COM2 when serial0 is COM1); the guest runs qemu-ga -m isa-serial on it.
-            c.Arg("-device", "isa-serial,chardev=qga0,id=qga0");
+            c.Arg("-device", "isa-serial,chardev=qga0,id=qga0" + IsaAgentIndex(c));
             return;
         }
         c.Arg("-device", $"virtio-serial-pci,id=qga0-bus,addr={PciAddress(GuestAgentSlot)}");

@@ -69,8 +69,10 @@ public static partial class QemuCommand
         Display(c);
         Balloon(c);
         GuestAgent(c);
+        Devices(c);
         Nics(c);
         Storage(c);
+        Passthrough(c);
         c.Arg("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
         c.CheckArgv();
         return c.Errors.Count > 0 ? new QemuBuildResult([], c.Errors) : new QemuBuildResult(c.Args, []);

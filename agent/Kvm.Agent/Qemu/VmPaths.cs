@@ -28,6 +28,8 @@ public sealed record VmPaths
     public IReadOnlyDictionary<string, string> Taps { get; init; } = new Dictionary<string, string>();
     /// <summary>NIC slot → effective MAC (user-set or generated).</summary>
     public IReadOnlyDictionary<string, string> Macs { get; init; } = new Dictionary<string, string>();
+    /// <summary>PCI passthrough slot → the host functions of a device passed whole (<c>01:00</c>), function 0 first.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> PciFunctions { get; init; } = new Dictionary<string, IReadOnlyList<string>>();
 }
 
 /// <summary>A resolved disk image.</summary>

@@ -122,6 +122,16 @@ public sealed class VmRuntime(
             throw AgentProblemException.Validation(errors);
     }
 
+    /// <summary>Refuses a start whose host devices are missing or not ready (PCI, USB, serial devices, shared directories).</summary>
+    private static void RequireHostDevices(VmSpec spec)
+    {
+        // sysfs is read only for VMs that pass host devices through: a plain start stays fast.
+        var inventory = spec.PciDevices is { Count: > 0 } || spec.UsbDevices is { Count: > 0 } ? HostDevices.Read() : new HostDeviceInventory();
+        var errors = HostDevices.Check(spec, inventory);
+        if (errors.Count > 0)
+            throw AgentProblemException.Validation(errors, "The VM's host devices are not available on this host.");
+    }
+
     /// <summary>Starts the VM's QEMU and waits until QMP reports it; "already running" is success.</summary>
     public async Task StartAsync(StoredVm stored, CancellationToken cancellationToken)
     {
@@ -135,6 +145,7 @@ public sealed class VmRuntime(
         var clock = Stopwatch.StartNew();
         var spec = Defaults.Apply(stored.Spec);
         RequireServices(spec);
+        RequireHostDevices(spec);
         Admit(vmId, spec);
         try
         {
@@ -158,6 +169,7 @@ public sealed class VmRuntime(
         PrepareRunDir(paths);
         var qemuLog = QemuLogPath(vmId);
         var logOffset = File.Exists(qemuLog) ? new FileInfo(qemuLog).Length : 0;
+        await VirtiofsDaemons.StartAsync(runner, spec, paths, qemuLog, cancellationToken);
         await File.WriteAllBytesAsync(Path.Combine(paths.RunDir, "spec.json"), VmStore.Serialize(spec), cancellationToken);
         if (Swtpm is { } swtpm)
         {
@@ -534,6 +546,7 @@ public sealed class VmRuntime(
         }
         if (Swtpm is { } swtpm)
             await swtpm.StopAsync(vmId, RunDirOf(vmId)); // after QEMU: it exits with it, or is stopped by PID
+        await VirtiofsDaemons.StopAsync(RunDirOf(vmId));
         TryDeleteRunDir(vmId, RunDirOf(vmId));
     }
 
@@ -638,6 +651,7 @@ public sealed class VmRuntime(
             Cdroms = cdroms,
             Taps = taps,
             Macs = MacsFor(vmId, spec).ToDictionary(),
+            PciFunctions = spec.PciDevices is { Count: > 0 } ? HostDevices.Functions(spec, HostDevices.Read()) : new Dictionary<string, IReadOnlyList<string>>(),
         };
     }
 

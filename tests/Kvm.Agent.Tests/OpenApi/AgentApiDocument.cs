@@ -18,6 +18,7 @@ public static class AgentApiDocument
     [
         new("get", "/healthz", "health", "Liveness probe; needs no token.", Response: "string", Tag: "host"),
         new("get", "/v1/host", "getHost", "Facts about the host: QEMU, KVM, firmware, capacity.", Response: "HostInfo", Tag: "host"),
+        new("get", "/v1/host/devices", "getHostDevices", "The host's PCI functions and USB devices, read from sysfs when asked (the candidates for pci_devices and usb_devices).", Response: "HostDeviceInventory", Tag: "host"),
         new("get", "/v1/vms", "listVms", "Every VM, served from memory.", Response: "Vm[]", Tag: "vms"),
         new("post", "/v1/vms", "createVm", "Create a VM (vm_id allocated when unset) and start it unless power_state says otherwise. A repeated Idempotency-Key with the same body returns the same VM (200).",
             "VmSpec", "Vm", 201, Headers: ["Idempotency-Key"], Problems: [400, 409, 413, 422, 507], Tag: "vms"),
@@ -81,7 +82,7 @@ public static class AgentApiDocument
             item[op.Method] = BuildOperation(op);
         }
         var schemas = new JsonObject();
-        foreach (var type in new[] { typeof(HostInfo), typeof(VmSpec), typeof(Vm), typeof(VolumeSpec), typeof(Volume), typeof(ImageSpec), typeof(Image), typeof(StoragePoolSpec), typeof(StoragePool), typeof(NetworkSpec), typeof(Network), typeof(VmAddresses) })
+        foreach (var type in new[] { typeof(HostInfo), typeof(HostDeviceInventory), typeof(VmSpec), typeof(Vm), typeof(VolumeSpec), typeof(Volume), typeof(ImageSpec), typeof(Image), typeof(StoragePoolSpec), typeof(StoragePool), typeof(NetworkSpec), typeof(Network), typeof(VmAddresses) })
             AddObject(schemas, Schemas.For(type), type.Name);
         schemas["VmUpdateResult"] = Obj(("vm", Ref("Vm")), ("changes", new JsonObject { ["type"] = "array", ["items"] = Ref("AppliedChange") }));
         schemas["AppliedChange"] = Obj(("attribute", Str("Attribute path, e.g. disks[\"scsi0\"].size_gib.")),

@@ -78,6 +78,7 @@ internal sealed record GoldenCase(string Name, VmSpec Spec, HostFacts Facts, VmP
         public Dictionary<string, string>? Macs { get; init; }
         public string? CloudInitSeed { get; init; }
         public string? TpmSocket { get; init; }
+        public Dictionary<string, List<string>>? PciFunctions { get; init; }
     }
 
     /// <summary>What the agent would resolve for the spec, then the case's overrides on top.</summary>
@@ -116,6 +117,12 @@ internal sealed record GoldenCase(string Name, VmSpec Spec, HostFacts Facts, VmP
         foreach (var (k, v) in o.Cdroms ?? []) cdroms[k] = v;
         foreach (var (k, v) in o.Taps ?? []) taps[k] = v;
         foreach (var (k, v) in o.Macs ?? []) macs[k] = v;
+        // A whole device (01:00) resolves like a typical GPU: its VGA function and its audio function.
+        var functions = new Dictionary<string, IReadOnlyList<string>>();
+        foreach (var (slot, pci) in spec.PciDevices ?? [])
+            if (pci.Address is not null && pci.AllFunctions())
+                functions[slot] = [pci.FullAddress() + ".0", pci.FullAddress() + ".1"];
+        foreach (var (k, v) in o.PciFunctions ?? []) functions[k] = v;
         var uefi = spec.Firmware?.Type == "uefi";
         return new VmPaths
         {
@@ -130,6 +137,7 @@ internal sealed record GoldenCase(string Name, VmSpec Spec, HostFacts Facts, VmP
             Cdroms = cdroms,
             Taps = taps,
             Macs = macs,
+            PciFunctions = functions,
         };
     }
 
