@@ -235,6 +235,9 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
             else
                 throw AgentProblemException.InvalidState($"VM {vmId} is {runtime.StatusOf(vmId)}; stop it first, or delete with ?stop=true (graceful, then forced) or ?force=true.");
         }
+        // Snapshots live in the images: inline disks take theirs along, volumes get theirs deleted.
+        if (services.GetService<Snapshots.VmSnapshots>() is { } snapshots)
+            await snapshots.ForgetVmAsync(vmId, spec, cancellationToken);
         if (Storage is { } storage && spec.Disks is { Count: > 0 })
             await storage.RemoveInlineDisksAsync(vmId, spec, cancellationToken);
         await runtime.CleanupAsync(vmId, spec);
