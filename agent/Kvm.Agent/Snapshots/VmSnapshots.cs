@@ -56,6 +56,8 @@ public sealed partial class VmSnapshots(
         Check(vmId, spec);
         using var held = await locks.AcquireAsync(vmId, cancellationToken);
         var stored = store.Get(vmId);
+        if (stored.Spec.Template == true)
+            throw AgentProblemException.InvalidState($"VM {vmId} is a template: its disks are read-only bases for clones and take no snapshots.");
         var snapshots = book.Load(vmId);
         var name = spec.Name!;
         var includeMemory = spec.IncludeMemory == true;
@@ -394,7 +396,9 @@ public sealed partial class VmSnapshots(
     {
         if (missingIsFine && !(await ListImageSnapshotsAsync(disk.Path, cancellationToken)).Any(s => s.Name == name))
             return;
-        var result = await RunImgAsync([QemuImgBinary, "snapshot", verb, name, "-f", disk.Format, disk.Path], cancellationToken);
+        // qemu-img snapshot has no -f: --image-opts names the format, so the image is never probed (DESIGN §6: commas doubled).
+        var image = $"driver={disk.Format},file.driver=file,file.filename={disk.Path.Replace(",", ",,", StringComparison.Ordinal)}";
+        var result = await RunImgAsync([QemuImgBinary, "snapshot", verb, name, "--image-opts", image], cancellationToken);
         if (result.Ok)
             return;
         var message = LastLine(result.StdErr);
