@@ -26,7 +26,10 @@ public sealed class SnapshotRecord
 
     [JsonPropertyName("name")] public required string Name { get; set; }
     [JsonPropertyName("description")] public string? Description { get; set; }
-    [JsonPropertyName("include_memory")] public bool IncludeMemory { get; set; }
+    /// <summary>As the user set it (null stays null: the API returns what was set).</summary>
+    [JsonPropertyName("include_memory")] public bool? IncludeMemory { get; set; }
+    /// <summary>The memory state was saved.</summary>
+    [JsonIgnore] public bool WithMemory => IncludeMemory == true;
     [JsonPropertyName("state")] public string State { get; set; } = Creating;
     [JsonPropertyName("created_at")] public DateTimeOffset CreatedAt { get; set; }
     [JsonPropertyName("parent")] public string? Parent { get; set; }

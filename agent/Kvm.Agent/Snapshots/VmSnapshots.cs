@@ -65,8 +65,8 @@ public sealed partial class VmSnapshots(
         {
             if (existing.State == SnapshotRecord.Ready)
             {
-                if (existing.IncludeMemory != includeMemory)
-                    throw AgentProblemException.Conflict($"VM {vmId} has a snapshot \"{name}\" already, with include_memory = {(existing.IncludeMemory ? "true" : "false")}.");
+                if (existing.WithMemory != includeMemory)
+                    throw AgentProblemException.Conflict($"VM {vmId} has a snapshot \"{name}\" already, with include_memory = {(existing.WithMemory ? "true" : "false")}.");
                 return new SnapshotOutcome(Describe(vmId, existing), false);
             }
             // Left half-made by a crash: remove what it made, then take it again.
@@ -92,7 +92,7 @@ public sealed partial class VmSnapshots(
         {
             Name = name,
             Description = spec.Description,
-            IncludeMemory = includeMemory,
+            IncludeMemory = spec.IncludeMemory,
             CreatedAt = DateTimeOffset.UtcNow,
             Parent = snapshots.Current is { } current && snapshots.Snapshots.Any(s => s.Name == current && s.State == SnapshotRecord.Ready) ? current : null,
             VmStatus = monitor is null ? VmStatus.Stopped : status,
@@ -129,7 +129,7 @@ public sealed partial class VmSnapshots(
         record.State = SnapshotRecord.Ready;
         snapshots.Current = name;
         book.Save(vmId, snapshots);
-        LogCreated(logger, vmId, name, record.IncludeMemory, record.VmStatus!, record.FsFrozen);
+        LogCreated(logger, vmId, name, record.WithMemory, record.VmStatus!, record.FsFrozen);
         return new SnapshotOutcome(Describe(vmId, record), true);
     }
 
@@ -145,7 +145,7 @@ public sealed partial class VmSnapshots(
         var replace = new List<ProblemError>();
         if (spec.Name != name)
             replace.Add(new ProblemError("name", "can only be set at create; changing it makes a new snapshot."));
-        if ((spec.IncludeMemory == true) != record.IncludeMemory)
+        if ((spec.IncludeMemory == true) != record.WithMemory)
             replace.Add(new ProblemError("include_memory", "can only be set at create; changing it makes a new snapshot."));
         if (replace.Count > 0)
             throw new AgentProblemException(409, ProblemTypes.RequiresReplacement, "Requires replacement",
@@ -194,7 +194,7 @@ public sealed partial class VmSnapshots(
                 throw AgentProblemException.InvalidState($"Snapshot \"{name}\" holds disk {slot} ({Path.GetFileName(disk.Path)}), which VM {vmId} no longer has; it cannot be rolled back.");
         }
         var wasUp = runtime.IsUp(vmId);
-        if (record.IncludeMemory)
+        if (record.WithMemory)
         {
             if (!wasUp)
                 await runtime.StartAsync(stored, cancellationToken);
@@ -221,7 +221,7 @@ public sealed partial class VmSnapshots(
         }
         snapshots.Current = name;
         book.Save(vmId, snapshots);
-        LogRolledBack(logger, vmId, name, record.IncludeMemory);
+        LogRolledBack(logger, vmId, name, record.WithMemory);
         return runtime.Describe(store.Get(vmId));
     }
 
