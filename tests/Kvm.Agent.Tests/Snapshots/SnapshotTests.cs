@@ -203,4 +203,27 @@ public sealed class SnapshotTests : IAsyncLifetime
         Assert.False(ProcessTable.IsAlive(pid));
         Assert.Empty(Directory.EnumerateFiles(Pool));
     }
+    [Fact]
+    public async Task AUefiVmIsSnapshottedWithMemoryAndRolledBackWhileItsVariableStoreStaysOutOfTheSnapshot()
+    {
+        var vm = (await Client.CreateVmAsync(new VmSpec
+        {
+            Name = Specs.UniqueName("snapuefi"),
+            Memory = new MemorySpec { SizeMib = 256 },
+            Firmware = new FirmwareSpec { Type = "uefi" },
+            Display = new DisplaySpec { Vga = "none", Vnc = false },
+            Disks = new() { ["scsi0"] = new DiskSpec { SizeGib = 1 } },
+        })).Value;
+        var id = vm.VmId!.Value;
+        await Task.Delay(TimeSpan.FromSeconds(3)); // OVMF runs under TCG
+        // The raw EFI variable store is not a snapshot device: the qcow2 disk holds the snapshot and the memory state.
+        var snapshot = (await Client.CreateSnapshotAsync(id, new SnapshotSpec { Name = "fw", IncludeMemory = true })).Value;
+        Assert.Equal(["scsi0"], snapshot.Disks);
+        Assert.True(snapshot.VmStateBytes > 0);
+        var rolled = await Client.RollbackSnapshotAsync(id, "fw");
+        Assert.Equal("running", rolled.Status);
+        Assert.Equal(vm.Pid, rolled.Pid);
+        await Client.DeleteVmAsync(id, RunningVmDeletion.Force);
+        Assert.Empty(Directory.EnumerateFiles(Pool));
+    }
 }
