@@ -131,6 +131,7 @@ public static class VmFeature
         services.AddSingleton<VmRuntime>();
         services.AddSingleton<IOnlineResizer>(sp => sp.GetRequiredService<VmRuntime>());
         services.AddSingleton<VmOperations>();
+        services.AddSingleton<VmClones>();
         services.AddSingleton<Kvm.Agent.CloudInit.CloudInitSeeds>();
         services.AddSingleton<Kvm.Agent.Tpm.Swtpm>();
         services.AddSingleton<Autostart>();

@@ -4,6 +4,7 @@ using Kvm.Agent.Host;
 using Kvm.Agent.Http;
 using Kvm.Agent.Images;
 using Kvm.Agent.Networks;
+using Kvm.Agent.Snapshots;
 using Kvm.Agent.Storage;
 using Kvm.Agent.Vms;
 
@@ -27,6 +28,7 @@ public static class Features
         services.AddImages();                                                  // read-only base images imported from URLs or host files
         services.AddNetworking(new NetworkOptions { DataDir = options.DataDir, RunDir = options.RunDir, AllowHostNat = options.AllowHostNat }); // bridges, taps, dnsmasq, NAT
         services.AddGuestAddresses();                                          // QEMU guest agents, DHCP leases, neighbours → addresses
+        services.AddSnapshots();                                               // qcow2 internal snapshots of VMs, rollback
     }
 
     /// <summary>Middleware, then endpoints.</summary>
@@ -40,6 +42,7 @@ public static class Features
         app.MapImages();           // /v1/images
         app.MapNetworks();         // /v1/networks
         app.MapGuestAddresses();   // /v1/vms/{vm_id}/addresses, /v1/vms/{vm_id}/agent
+        app.MapSnapshots();        // /v1/vms/{vm_id}/snapshots, rollback
     }
 
     /// <summary>Work before the first request: load definitions, adopt running VMs.</summary>

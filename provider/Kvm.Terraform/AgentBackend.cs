@@ -23,6 +23,7 @@ public sealed class AgentBackend : IProviderBackend, IAgentClients, IDisposable
             ["kvm_image"] = new ImageOperations(this),
             ["kvm_storage_pool"] = new StoragePoolOperations(this),
             ["kvm_network"] = new NetworkOperations(this),
+            ["kvm_snapshot"] = new SnapshotOperations(this),
         });
         _dataSources = new(() => new(StringComparer.Ordinal)
         {

@@ -503,11 +503,12 @@ public static class ImportIds
     public static bool TryParse(TfResourceType resource, string text, out string host, out string id, out string expected)
     {
         // Volume and image ids are pool-scoped (<pool>/<name>): only a further segment names a host.
-        var parts = resource.IdAttribute is "volume_id" or "image_id" ? 2 : 1;
+        var parts = resource.IdAttribute is "volume_id" or "image_id" or "snapshot_id" ? 2 : 1;
         var sample = resource.IdAttribute switch
         {
             "vm_id" => "\"<vm_id>\" or \"<host>/<vm_id>\"",
             "volume_id" or "image_id" => "\"<pool>/<name>\" or \"<host>/<pool>/<name>\"",
+            "snapshot_id" => "\"<vm_id>/<name>\" or \"<host>/<vm_id>/<name>\"",
             _ => "\"<name>\" or \"<host>/<name>\"",
         };
         expected = sample;

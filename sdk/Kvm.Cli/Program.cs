@@ -14,6 +14,7 @@ foreach (var option in cli.Connection.Options)
 foreach (var command in VmCommands.All(cli))
     root.Subcommands.Add(command);
 root.Subcommands.Add(StorageCommands.Volumes(cli));
+root.Subcommands.Add(SnapshotCommands.Snapshots(cli));
 root.Subcommands.Add(HostCommands.Networks(cli));
 root.Subcommands.Add(StorageCommands.Pools(cli));
 root.Subcommands.Add(StorageCommands.Images(cli));

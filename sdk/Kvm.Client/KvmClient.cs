@@ -26,7 +26,7 @@ public enum RunningVmDeletion
 /// Typed client for the kvm-agent API v1, shared by the Terraform and Pulumi plugins, the CLI and the tests.
 /// Every failure is a <see cref="KvmApiException"/>; responses are read back as the agent sent them.
 /// </summary>
-public sealed class KvmClient : IDisposable
+public sealed partial class KvmClient : IDisposable
 {
     // Responses are read leniently (a newer agent may add fields); requests are written with the strict model contract.
     private static readonly JsonSerializerOptions Lenient = new(ModelJson.Options) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip };

@@ -82,7 +82,7 @@ public static class ProblemTypes
 public static class Catalog
 {
     /// <summary>Managed resources (Terraform resources, Pulumi resources).</summary>
-    public static IReadOnlyList<Type> Resources { get; } = [typeof(Vm), typeof(Volume), typeof(Image), typeof(StoragePool), typeof(Network)];
+    public static IReadOnlyList<Type> Resources { get; } = [typeof(Vm), typeof(Volume), typeof(Image), typeof(StoragePool), typeof(Network), typeof(Snapshot)];
 
     /// <summary>Data sources (Terraform data sources, Pulumi functions) and the type they return.</summary>
     public static IReadOnlyList<Type> DataSources { get; } = [typeof(HostInfo), typeof(Vm), typeof(VmAddresses)];

@@ -185,6 +185,7 @@ public partial class VmSpec : IValidatable
         }
         GuestAgentRules.Validate(this, context, path);
         DeviceRules.Validate(this, context, path);
+        ValidateTemplate(context, path);
     }
 
     /// <summary>Rules that compare an update with the current spec (things that can only grow).</summary>
@@ -197,6 +198,7 @@ public partial class VmSpec : IValidatable
                 context.Add(AttrPath.Root.Attr("disks").Key(slot).Attr("size_gib"), $"disks can only grow: {now} GiB is smaller than the current {old} GiB.");
         }
         TpmSpec.ValidateUpdate(before, this, context);
+        ValidateTemplateUpdate(before, context);
         return context.Errors;
     }
 }

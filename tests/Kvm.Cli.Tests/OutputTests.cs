@@ -141,6 +141,7 @@ public sealed class HelpTests
         "list", "show", "create", "set", "status", "start", "stop", "shutdown", "reboot", "reset", "suspend", "resume", "wait",
         "destroy", "unlock", "volumes", "volumes create", "volumes resize", "volumes delete", "networks", "networks create",
         "networks delete", "pools", "pools create", "pools delete", "images", "host", "completion",
+        "snapshots", "snapshots create", "snapshots delete", "snapshots rollback",
     };
 
     [Theory]

@@ -28,7 +28,7 @@ public class SchemaTests
         Assert.Equal("Pulumi", (string?)csharp["rootNamespace"]);
         Assert.Equal("Kvm", (string?)csharp["namespaces"]!["kvm"]);
         var resources = Schema["resources"]!.AsObject().Select(p => p.Key).ToList();
-        Assert.Equal(["kvm:index/vm:Vm", "kvm:index/volume:Volume", "kvm:index/image:Image", "kvm:index/storagePool:StoragePool", "kvm:index/network:Network"], resources);
+        Assert.Equal(["kvm:index/vm:Vm", "kvm:index/volume:Volume", "kvm:index/image:Image", "kvm:index/storagePool:StoragePool", "kvm:index/network:Network", "kvm:index/snapshot:Snapshot"], resources);
         var functions = Schema["functions"]!.AsObject().Select(p => p.Key).ToList();
         Assert.Equal(["kvm:index/getHost:getHost", "kvm:index/getVm:getVm", "kvm:index/getVmAddresses:getVmAddresses"], functions);
     }

@@ -96,6 +96,8 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
         var createdFiles = new List<string>();
         try
         {
+            if (spec.Clone is not null && services.GetService<VmClones>() is { } clones)
+                createdFiles.AddRange(await clones.CreateDisksAsync(vmId, spec, cancellationToken)); // disk content from the source VM
             if (Storage is { } storage)
             {
                 if (spec.Disks is { Count: > 0 })
@@ -103,7 +105,7 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
                 if (spec.Firmware?.Type == "uefi" && await storage.EnsureEfiVarsAsync(spec, facts, store.EfiVarsPath(vmId), cancellationToken))
                     createdFiles.Add(store.EfiVarsPath(vmId));
             }
-            if (spec.PowerState != "stopped")
+            if (spec.PowerState != "stopped" && spec.Template != true)
                 await runtime.StartAsync(stored, cancellationToken);
         }
         catch (Exception e)
@@ -173,8 +175,8 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
         foreach (var change in changes)
         {
             string outcome;
-            if (change.Attribute == "power_state")
-                outcome = AppliedChange.Live;
+            if (change.Attribute is "power_state" or "template")
+                outcome = AppliedChange.Live; // enforced below (a template is stopped)
             else if (!up)
                 outcome = AppliedChange.Stored;
             else if (change.Kind == UpdateKind.Live && await runtime.ApplyLiveAsync(vmId, change.Attribute, current.Spec, spec, cancellationToken))
@@ -197,7 +199,8 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
     private async Task EnforcePowerStateAsync(StoredVm stored, TimeSpan shutdownTimeout, CancellationToken cancellationToken)
     {
         var vmId = stored.VmId;
-        switch (Defaults.Apply(stored.Spec).PowerState)
+        var effective = Defaults.Apply(stored.Spec);
+        switch (effective.Template == true ? "stopped" : effective.PowerState)
         {
             case "running" or "paused" when !runtime.IsUp(vmId):
                 await runtime.StartAsync(stored, cancellationToken);
@@ -226,6 +229,7 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
         if (spec.Protection == true)
             throw new AgentProblemException(409, ProblemTypes.Protected, "Protected",
                 $"VM {vmId} has protection on; set protection = false first.");
+        services.GetService<VmClones>()?.RefuseDeleteWhileLinked(vmId);
         if (runtime.IsUp(vmId))
         {
             if (force)
@@ -235,6 +239,9 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
             else
                 throw AgentProblemException.InvalidState($"VM {vmId} is {runtime.StatusOf(vmId)}; stop it first, or delete with ?stop=true (graceful, then forced) or ?force=true.");
         }
+        // Snapshots live in the images: inline disks take theirs along, volumes get theirs deleted.
+        if (services.GetService<Snapshots.VmSnapshots>() is { } snapshots)
+            await snapshots.ForgetVmAsync(vmId, spec, cancellationToken);
         if (Storage is { } storage && spec.Disks is { Count: > 0 })
             await storage.RemoveInlineDisksAsync(vmId, spec, cancellationToken);
         await runtime.CleanupAsync(vmId, spec);

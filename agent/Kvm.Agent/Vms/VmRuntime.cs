@@ -142,6 +142,7 @@ public sealed class VmRuntime(
                 await ResumeAsync(vmId, cancellationToken);
             return;
         }
+        VmClones.RefuseStart(stored);
         var clock = Stopwatch.StartNew();
         var spec = Defaults.Apply(stored.Spec);
         RequireServices(spec);

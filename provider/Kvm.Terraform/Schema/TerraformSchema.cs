@@ -60,6 +60,7 @@ public static class TerraformSchema
         ["kvm_image"] = () => Resource(typeof(Image), "image_id", ["image_id", "path", "format", "virtual_size_bytes", "size_bytes", "sha256"], timeouts: false),
         ["kvm_storage_pool"] = () => Resource(typeof(StoragePool), "name", ["builtin", "capacity_bytes"], timeouts: false),
         ["kvm_network"] = () => Resource(typeof(Network), "name", ["owned"], timeouts: false),
+        ["kvm_snapshot"] = () => Resource(typeof(Snapshot), "snapshot_id", ["snapshot_id", "created_at", "parent", "vm_status", "disks", "vm_state_bytes", "fs_frozen"], timeouts: false),
     };
 
     private static readonly Dictionary<string, Func<TfDataSourceType>> DataSourceFactories = new(StringComparer.Ordinal)

@@ -58,7 +58,7 @@ public sealed class VmOperations(IAgentClients agents) : ModelOperations<Vm, VmS
     /// </summary>
     public static Vm WithObservedPowerState(Vm vm)
     {
-        var desired = vm.PowerState ?? "running";
+        var desired = vm.Template == true ? "stopped" : vm.PowerState ?? "running"; // a template is never started
         var observed = vm.Status switch
         {
             "running" => "running",

@@ -46,6 +46,7 @@ public static class AgentBackend
                 [typeof(Image)] = new ImageOperations(_clients),
                 [typeof(StoragePool)] = new StoragePoolOperations(_clients),
                 [typeof(Network)] = new NetworkOperations(_clients),
+                [typeof(Snapshot)] = new SnapshotOperations(_clients),
             };
             _host = new HostLookup(_clients);
             _addresses = new VmAddressesLookup(_clients);

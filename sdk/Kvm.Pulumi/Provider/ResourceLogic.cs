@@ -229,7 +229,7 @@ internal static class ResourceLogic
     /// </summary>
     public static (string? Host, string Id) SplitImportId(ResourceKind kind, string id)
     {
-        var ownSlashes = kind.IdAttribute is "volume_id" or "image_id" ? 1 : 0;
+        var ownSlashes = kind.IdAttribute is "volume_id" or "image_id" or "snapshot_id" ? 1 : 0;
         var slash = id.IndexOf('/', StringComparison.Ordinal);
         return id.Count(c => c == '/') > ownSlashes && slash > 0 ? (id[..slash], id[(slash + 1)..]) : (null, id);
     }

@@ -67,6 +67,7 @@ internal sealed class ResourceKind
         new(typeof(Image), "image_id", [["name", "pool"]], null),
         new(typeof(StoragePool), "name", [["name"], ["path"]], null),
         new(typeof(Network), "name", [["name"]], null),
+        new(typeof(Snapshot), "snapshot_id", [["vm_id", "name"]], null),
     ];
 
     public static ResourceKind? ForToken(string token) => All.FirstOrDefault(k => k.Token == token);

@@ -38,6 +38,15 @@ public static class AgentApiDocument
             Response: "VmAddresses", Problems: [404], Tag: "vms"),
         new("get", "/v1/vms/{vm_id}/agent", "getVmGuestAgent", "What the VM's QEMU guest agent says about the guest (guest-info, host name, OS). 409 when the VM is not running, has no guest agent channel, or the guest agent does not answer within a few seconds.",
             Response: "GuestAgentInfo", Problems: [404, 409], Tag: "vms"),
+        new("get", "/v1/vms/{vm_id}/snapshots", "listSnapshots", "The VM's snapshots, oldest first.", Response: "Snapshot[]", Problems: [404], Tag: "snapshots"),
+        new("post", "/v1/vms/{vm_id}/snapshots", "createSnapshot", "Take a snapshot: internal qcow2 snapshots of every writable disk (QMP while the VM runs, qemu-img while it is stopped), with the memory state when include_memory. The same name and kind again returns the existing one (200). A raw or vmdk disk refuses it (409, naming the disk).",
+            "SnapshotSpec", "Snapshot", 201, Problems: [400, 404, 409, 422, 507], Tag: "snapshots"),
+        new("get", "/v1/vms/{vm_id}/snapshots/{name}", "getSnapshot", "One snapshot.", Response: "Snapshot", Problems: [404], Tag: "snapshots"),
+        new("put", "/v1/vms/{vm_id}/snapshots/{name}", "updateSnapshot", "Change the description; name and include_memory are create-only (409 requires-replacement).",
+            "SnapshotSpec", "Snapshot", Problems: [400, 404, 409, 422], Tag: "snapshots"),
+        new("delete", "/v1/vms/{vm_id}/snapshots/{name}", "deleteSnapshot", "Delete a snapshot from every image that holds it (one that does not exist is success).", Success: 204, Problems: [404, 409], Tag: "snapshots"),
+        new("post", "/v1/vms/{vm_id}/snapshots/{name}/rollback", "rollbackSnapshot", "Return the VM to the snapshot. With memory: QEMU loads it (starting the VM first when stopped) and runs on from the saved moment. Disks only: the VM is stopped, its images reverted, and started again when start (default: when it was running).",
+            Response: "Vm", Query: ["start"], Problems: [404, 409], Tag: "snapshots"),
         new("get", "/v1/volumes", "listVolumes", "Every volume of every pool.", Response: "Volume[]", Tag: "storage"),
         new("post", "/v1/volumes", "createVolume", "Create a volume.", "VolumeSpec", "Volume", 201, Headers: ["Idempotency-Key"], Problems: [400, 409, 422, 507], Tag: "storage"),
         new("get", "/v1/volumes/{pool}/{name}", "getVolume", "One volume.", Response: "Volume", Problems: [404], Tag: "storage"),
@@ -66,6 +75,7 @@ public static class AgentApiDocument
         ["name"] = ("string", "Resource name."),
         ["timeout"] = ("number", "Seconds to wait for a graceful shutdown (0–3600, default 60)."),
         ["force"] = ("boolean", "shutdown: stop after the timeout (default true); delete: stop a running VM at once."),
+        ["start"] = ("boolean", "rollback: run the VM afterwards (default: as it was, or as the memory snapshot was)."),
         ["stop"] = ("boolean", "delete: shut a running VM down (bounded by timeout, then forced) before deleting it."),
         ["Idempotency-Key"] = ("string", "Makes a create safe to retry: the same key with the same body returns the same resource; with another body, 422."),
         ["If-Match"] = ("string", "The ETag the change is based on; a stale one is refused with 412."),
@@ -82,7 +92,7 @@ public static class AgentApiDocument
             item[op.Method] = BuildOperation(op);
         }
         var schemas = new JsonObject();
-        foreach (var type in new[] { typeof(HostInfo), typeof(HostDeviceInventory), typeof(VmSpec), typeof(Vm), typeof(VolumeSpec), typeof(Volume), typeof(ImageSpec), typeof(Image), typeof(StoragePoolSpec), typeof(StoragePool), typeof(NetworkSpec), typeof(Network), typeof(VmAddresses) })
+        foreach (var type in new[] { typeof(HostInfo), typeof(HostDeviceInventory), typeof(VmSpec), typeof(Vm), typeof(VolumeSpec), typeof(Volume), typeof(ImageSpec), typeof(Image), typeof(StoragePoolSpec), typeof(StoragePool), typeof(NetworkSpec), typeof(Network), typeof(VmAddresses), typeof(SnapshotSpec), typeof(Snapshot) })
             AddObject(schemas, Schemas.For(type), type.Name);
         schemas["VmUpdateResult"] = Obj(("vm", Ref("Vm")), ("changes", new JsonObject { ["type"] = "array", ["items"] = Ref("AppliedChange") }));
         schemas["AppliedChange"] = Obj(("attribute", Str("Attribute path, e.g. disks[\"scsi0\"].size_gib.")),

@@ -20,6 +20,7 @@ public static class DocsGenerator
         ["kvm_image"] = ("image", "image"),
         ["kvm_storage_pool"] = ("storage_pool", "storage-pool"),
         ["kvm_network"] = ("network", "lab-network"),
+        ["kvm_snapshot"] = ("snapshot", "snapshots"),
     };
 
     private static readonly Dictionary<string, (string Page, string Example)> DataSourcePages = new(StringComparer.Ordinal)
@@ -152,6 +153,7 @@ public static class DocsGenerator
             "vm_id" => ("the VM's `vm_id`", "100", "lab2/100"),
             "volume_id" => ("`<pool>/<name>`", "default/data.qcow2", "lab2/default/data.qcow2"),
             "image_id" => ("`<pool>/<name>`", "default/debian-12.qcow2", "lab2/default/debian-12.qcow2"),
+            "snapshot_id" => ("`<vm_id>/<name>`", "100/before-upgrade", "lab2/100/before-upgrade"),
             _ => ("the `name`", "fast", "lab2/fast"),
         };
         var label = resource.TypeName.Replace("kvm_", "", StringComparison.Ordinal);

@@ -65,6 +65,8 @@ public class ProviderPartsTests
     [InlineData("kvm_image", "lab2/default/d.qcow2", "lab2", "default/d.qcow2")]
     [InlineData("kvm_network", "br0", "", "br0")]
     [InlineData("kvm_storage_pool", "lab2/fast", "lab2", "fast")]
+    [InlineData("kvm_snapshot", "100/before", "", "100/before")]
+    [InlineData("kvm_snapshot", "lab2/100/before", "lab2", "100/before")]
     public void Import_ids_name_an_optional_host_and_the_id(string type, string text, string host, string id)
     {
         Assert.True(ImportIds.TryParse(TerraformSchema.FindResource(type)!, text, out var h, out var i, out _));
@@ -78,6 +80,7 @@ public class ProviderPartsTests
     [InlineData("kvm_volume", "d.qcow2")]
     [InlineData("kvm_image", "d.qcow2")]
     [InlineData("kvm_network", "")]
+    [InlineData("kvm_snapshot", "before")]
     public void Malformed_import_ids_are_refused(string type, string text) =>
         Assert.False(ImportIds.TryParse(TerraformSchema.FindResource(type)!, text, out _, out _, out _));
 

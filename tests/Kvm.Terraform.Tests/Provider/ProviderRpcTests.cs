@@ -124,6 +124,6 @@ public class ProviderRpcTests
     public void Metadata_and_schema_advertise_optional_schema_fetching()
     {
         Assert.True(KvmProvider.Metadata().ServerCapabilities.GetProviderSchemaOptional);
-        Assert.Equal(5, KvmProvider.Metadata().Resources.Count);
+        Assert.Equal(6, KvmProvider.Metadata().Resources.Count);
     }
 }

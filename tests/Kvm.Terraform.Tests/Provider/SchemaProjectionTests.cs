@@ -102,7 +102,7 @@ public class SchemaProjectionTests
         var response = KvmProvider.ProviderSchema();
         Assert.NotNull(response.Provider.Block);
         Assert.True(response.ServerCapabilities.GetProviderSchemaOptional);
-        Assert.Equal(["kvm_image", "kvm_network", "kvm_storage_pool", "kvm_vm", "kvm_volume"], response.ResourceSchemas.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["kvm_image", "kvm_network", "kvm_snapshot", "kvm_storage_pool", "kvm_vm", "kvm_volume"], response.ResourceSchemas.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(["kvm_host", "kvm_vm", "kvm_vm_addresses"], response.DataSourceSchemas.Keys.Order(StringComparer.Ordinal));
         foreach (var schema in response.ResourceSchemas.Values.Concat(response.DataSourceSchemas.Values).Append(response.Provider))
             CheckBlock(schema.Block);
