@@ -45,6 +45,12 @@ public sealed record AgentOptions
     /// <summary>Allow <c>nat = true</c> networks in the host's own network namespace (off: refused).</summary>
     public bool AllowHostNat { get; init; }
 
+    /// <summary>Where the cgroup hierarchy is mounted (v2 unified, or v1 with one directory per controller).</summary>
+    public string CgroupRoot { get; init; } = "/sys/fs/cgroup";
+
+    /// <summary>Cgroup (relative to <see cref="CgroupRoot"/>) under which VMs with cpu.limit/weight/affinity get <c>vm-&lt;id&gt;</c>.</summary>
+    public string CgroupParent { get; init; } = "kvm.slice";
+
     /// <summary>Lowest level logged to the console.</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
@@ -62,6 +68,8 @@ public sealed record AgentOptions
           --tls-cert FILE        PEM certificate: serve HTTPS
           --tls-key FILE         PEM private key for --tls-cert
           --log-level LEVEL      Trace, Debug, Information, Warning, Error (default Information)
+          --cgroup-root DIR      cgroup mount (default /sys/fs/cgroup)
+          --cgroup-parent NAME   parent cgroup of per-VM cgroups (default kvm.slice)
           --allow-host-nat       allow nat = true networks in the host's own network namespace (default: refused)
         """;
 
@@ -83,6 +91,8 @@ public sealed record AgentOptions
                 "--tls-cert" => options with { TlsCert = Value() },
                 "--tls-key" => options with { TlsKey = Value() },
                 "--allow-host-nat" => options with { AllowHostNat = true },
+                "--cgroup-root" => options with { CgroupRoot = Value() },
+                "--cgroup-parent" => options with { CgroupParent = Value() is var cg && System.Text.RegularExpressions.Regex.IsMatch(cg, "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$") && !cg.Split('/').Contains("..") ? cg : throw new ArgumentException($"--cgroup-parent \"{cg}\" must be a relative cgroup path.") },
                 "--log-level" => options with { LogLevel = Enum.TryParse<LogLevel>(Value(), true, out var l) ? l : throw new ArgumentException($"unknown log level \"{args[i]}\".") },
                 _ => throw new ArgumentException($"unknown option \"{name}\"."),
             };
