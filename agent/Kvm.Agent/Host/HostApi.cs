@@ -17,7 +17,7 @@ public static class HostApi
 
     private static Ok<string> Health() => TypedResults.Ok("ok");
 
-    private static Ok<HostInfo> GetHost(HostFacts facts, Kvm.Agent.Storage.StoragePools pools) => TypedResults.Ok(new HostInfo
+    private static Ok<HostInfo> GetHost(HostFacts facts, Kvm.Agent.Storage.StoragePools pools) => TypedResults.Ok(WithCpuMemory(facts, new HostInfo
     {
         Hostname = Environment.MachineName,
         AgentVersion = typeof(HostApi).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0",
@@ -33,5 +33,14 @@ public static class HostApi
         EfiVarsTemplates = [.. new[] { facts.Ovmf.Vars2M is null ? null : "2m", facts.Ovmf.Vars4M is null ? null : "4m" }.OfType<string>()],
         SecureBootAvailable = facts.Ovmf.Code4MSecure is not null && facts.Ovmf.Vars4MEnrolled is not null,
         StoragePools = [.. pools.All().Select(p => p.Name)],
-    });
+    }));
+
+    private static HostInfo WithCpuMemory(HostFacts facts, HostInfo info)
+    {
+        info.NestedVirtualization = facts.NestedVirtualization is not null;
+        info.HugepageSizesMib = [.. (facts.HugepageMounts ?? new Dictionary<string, string>()).Keys.Select(long.Parse).Order()];
+        if (KsmState.Read() is { } ksm)
+            (info.KsmRunning, info.KsmPagesShared, info.KsmPagesSharing) = (ksm.Running, ksm.PagesShared, ksm.PagesSharing);
+        return info;
+    }
 }

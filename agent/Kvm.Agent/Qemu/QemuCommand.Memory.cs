@@ -61,7 +61,7 @@ public static partial class QemuCommand
         if (mounts.GetValueOrDefault(page) is { } mount)
             return mount;
         var have = mounts.Count == 0 ? "none" : string.Join(", ", mounts.Keys.Order(StringComparer.Ordinal).Select(k => k + " MiB"));
-        c.Error(Attr("memory").Attr("hugepages"), $"this host has no hugetlbfs mount for {page} MiB pages (mounted page sizes: {have}; see kvm_host.hugepages).");
+        c.Error(Attr("memory").Attr("hugepages"), $"this host has no hugetlbfs mount for {page} MiB pages (mounted page sizes: {have}; see kvm_host.hugepage_sizes_mib).");
         return null;
     }
 
