@@ -130,6 +130,8 @@ public static class VmFeature
         services.AddSingleton<VmRuntime>();
         services.AddSingleton<IOnlineResizer>(sp => sp.GetRequiredService<VmRuntime>());
         services.AddSingleton<VmOperations>();
+        services.AddSingleton<AutoBalloon>();
+        services.AddHostedService(sp => sp.GetRequiredService<AutoBalloon>());
         services.AddSingleton<Kvm.Agent.CloudInit.CloudInitSeeds>();
         return services;
     }

@@ -51,6 +51,12 @@ public sealed record AgentOptions
     /// <summary>Cgroup (relative to <see cref="CgroupRoot"/>) under which VMs with cpu.limit/weight/affinity get <c>vm-&lt;id&gt;</c>.</summary>
     public string CgroupParent { get; init; } = "kvm.slice";
 
+    /// <summary>How often the auto-ballooning loop runs (memory.shares); zero or less: never.</summary>
+    public TimeSpan AutoBalloonInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Where the auto-ballooning loop reads the host's memory use.</summary>
+    public string MeminfoPath { get; init; } = "/proc/meminfo";
+
     /// <summary>Lowest level logged to the console.</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 

@@ -60,9 +60,10 @@ public sealed partial class MemorySpec : IValidatable
     public long? HotplugMaxMib { get; set; }
 
     /// <summary>Auto-ballooning weight.</summary>
-    [Setting("Auto-ballooning weight (Proxmox `shares`), 0–50000. While the host uses less than 80 % of its memory every VM's balloon target is its full size; " +
-        "above that, the agent takes memory back from VMs with a balloon down to `balloon.min_mib`, more from VMs with smaller shares. `0` leaves the VM out.",
-        DefaultText = "1000", Min = 0, Max = 50000, Update = UpdateKind.Live)]
+    [Setting("Auto-ballooning weight (Proxmox `shares`, where 1000 is usual), 0–50000, for a VM whose `balloon.min_mib` is below `size_mib`. " +
+        "While the host uses less than 80 % of its memory the agent sets the VM's balloon target to its full size; above that, it takes memory back " +
+        "(never below `balloon.min_mib`), less from VMs with more shares. Unset or `0`: no auto-ballooning, the balloon target stays at `balloon.min_mib`.",
+        DefaultText = "no auto-ballooning", Min = 0, Max = 50000, Update = UpdateKind.Live)]
     public int? Shares { get; set; }
 
     /// <summary>Hugepages.</summary>
