@@ -211,6 +211,50 @@ public sealed class CpuMemoryLiveTests : IAsyncLifetime
         await Client.DeleteVmAsync(id, RunningVmDeletion.ShutDown, TimeSpan.FromSeconds(1));
     }
 
+    /// <summary>
+    /// The balloon with a real guest driver (the Debian guest; about a minute under TCG): a live balloon.min_mib makes the
+    /// guest give memory back, and memory.shares hands the VM to the auto-balloon loop, which (the host being under 80 %)
+    /// sets the target back to the full size.
+    /// </summary>
+    [Fact]
+    public async Task TheBalloonTargetAppliesLiveAndAutoBallooningGivesMemoryBackOnAnIdleHost()
+    {
+        var image = (await Client.CreateImageAsync(new ImageSpec { Name = "deb-balloon.qcow2", SourcePath = GuestAgent.DebianGuest.Disk })).Value;
+        var spec = new VmSpec
+        {
+            Name = Specs.UniqueName("balloon"),
+            Memory = new MemorySpec { SizeMib = 1024 },
+            Display = new DisplaySpec { Vga = "none", Vnc = false },
+            Kernel = GuestAgent.DebianGuest.Kernel,
+            Initrd = GuestAgent.DebianGuest.Initrd,
+            Cmdline = GuestAgent.DebianGuest.Cmdline,
+            Disks = new() { ["virtio0"] = new DiskSpec { ImageId = image.ImageId, LinkedClone = true } },
+        };
+        var created = await Client.CreateVmAsync(spec);
+        var id = created.Value.VmId!.Value;
+        var pid = created.Value.Pid;
+
+        spec = created.Value.ToSpec();
+        spec.Memory!.Balloon = new BalloonSpec { MinMib = 512 };
+        var updated = (await Client.UpdateVmAsync(id, spec, created.ETag)).Value;
+        Assert.Contains(new AppliedChange("memory.balloon.min_mib", AppliedChange.Live), updated.Changes);
+        // The guest's virtio_balloon driver inflates once it is loaded during boot.
+        await Eventually.TrueAsync(async () => await BalloonMibAsync(id) <= 520, TimeSpan.FromSeconds(300), "the guest giving memory back to 512 MiB");
+
+        spec.Memory.Shares = 1000;
+        updated = (await Client.UpdateVmAsync(id, spec)).Value;
+        Assert.Contains(new AppliedChange("memory.shares", AppliedChange.Live), updated.Changes);
+        var (total, used) = AutoBalloon.ReadHostMemory(await File.ReadAllTextAsync("/proc/meminfo"));
+        Assert.True(used < total * AutoBalloonPolicy.Threshold, $"this test needs the host under 80 % memory use ({used} of {total} MiB)");
+        await Eventually.TrueAsync(async () => await BalloonMibAsync(id) >= 1000, TimeSpan.FromSeconds(60), "the auto-balloon loop growing the VM to its full size");
+        Assert.Equal(pid, (await Client.GetVmAsync(id)).Value.Pid);
+
+        await Client.DeleteVmAsync(id, RunningVmDeletion.ShutDown, TimeSpan.FromSeconds(1));
+    }
+
+    private async Task<long> BalloonMibAsync(long id) =>
+        (await Monitor(id).ExecuteAsync("query-balloon"))!["actual"]!.GetValue<long>() / (1024 * 1024);
+
     private async Task<int> OnlineVcpusAsync(long id) => ((JsonArray)(await Monitor(id).ExecuteAsync("query-cpus-fast"))!).Count;
 
     private static List<string> VcpuThreads(int pid) =>
