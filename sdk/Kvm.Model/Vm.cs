@@ -4,7 +4,7 @@ using Kvm.Model.Validation;
 namespace Kvm.Model;
 
 /// <summary>The desired configuration of a virtual machine: everything a user sets.</summary>
-public class VmSpec : IValidatable
+public partial class VmSpec : IValidatable
 {
     /// <summary>Numeric VM ID.</summary>
     [Setting("Numeric VM ID, unique on the host, like Proxmox's VMID. Allocated by the agent (lowest free ID from 100) when not set.",
@@ -175,6 +175,7 @@ public class VmSpec : IValidatable
             macs[nic.Mac] = slot;
         }
         GuestAgentRules.Validate(this, context, path);
+        NumaRules.Validate(this, context, path);
     }
 
     /// <summary>Rules that compare an update with the current spec (things that can only grow).</summary>

@@ -40,6 +40,24 @@ public class CpuMemoryValidationTests
             string.Join("; ", errors.Select(e => e.ToString())));
     }
 
+    [Fact]
+    public void NumaNodesCoveringEveryVcpuAndAllMemoryAreValid() => Assert.Empty(Errors("""
+        {"name":"a","cpu":{"sockets":2,"cores":2},"memory":{"size_mib":2048},
+         "numa_nodes":{"numa0":{"cpus":"0-1","memory_mib":1024,"host_nodes":"0","policy":"bind"},"numa1":{"cpus":"2,3","memory_mib":1024}}}
+        """));
+
+    [Theory]
+    [InlineData("""{"numa0":{"cpus":"0","memory_mib":512}}""", "numa_nodes", "vCPUs 1 are in no node")]
+    [InlineData("""{"numa0":{"cpus":"0-1","memory_mib":256}}""", "numa_nodes", "add up to 256 MiB, but memory.size_mib is 512 MiB")]
+    [InlineData("""{"numa0":{"cpus":"0-2","memory_mib":512}}""", "numa_nodes[\"numa0\"].cpus", "vCPU 2 does not exist")]
+    [InlineData("""{"numa0":{"cpus":"0-1","memory_mib":256},"numa1":{"cpus":"1","memory_mib":256}}""", "numa_nodes[\"numa1\"].cpus", "also in numa0")]
+    [InlineData("""{"numa1":{"cpus":"0-1","memory_mib":512}}""", "numa_nodes", "numa0 is missing")]
+    [InlineData("""{"numa0":{"cpus":"0-1","memory_mib":512,"policy":"bind"}}""", "numa_nodes[\"numa0\"].policy", "needs `host_nodes`")]
+    [InlineData("""{"numa8":{"cpus":"0-1","memory_mib":512}}""", "numa_nodes[\"numa8\"]", "numa0–numa7")]
+    [InlineData("""{"numa0":{"memory_mib":512}}""", "numa_nodes[\"numa0\"].cpus", "is required")]
+    public void BadNumaNodesNameTheirAttribute(string nodes, string attribute, string detail) =>
+        BadValuesNameTheirAttribute($$"""{"name":"a","cpu":{"cores":2},"memory":{"size_mib":512},"numa_nodes":{{nodes}}}""", attribute, detail);
+
     [Theory]
     [InlineData("0", new[] { 0 })]
     [InlineData("0-2,5", new[] { 0, 1, 2, 5 })]

@@ -28,6 +28,8 @@ public sealed record HostFacts
     public required OvmfFiles Ovmf { get; init; }
     /// <summary>"vmx" or "svm" when the host's kvm_intel/kvm_amd module has <c>nested</c> on; null: no nested virtualization.</summary>
     public string? NestedVirtualization { get; init; }
+    /// <summary>Host NUMA nodes (/sys/devices/system/node/node*); null when unknown.</summary>
+    public int? HostNumaNodes { get; init; }
     /// <summary>Mounted hugetlbfs per page size in MiB ("2", "1024") → mount point.</summary>
     public IReadOnlyDictionary<string, string>? HugepageMounts { get; init; }
 }

@@ -16,6 +16,13 @@ public static partial class HostProbe
         return null;
     }
 
+    /// <summary>Host NUMA nodes (node0, node1, … in /sys/devices/system/node); null when sysfs does not say.</summary>
+    public static int? CountNumaNodes(string sysDirectory)
+    {
+        var dir = Path.Join(sysDirectory, "devices", "system", "node");
+        return Directory.Exists(dir) && Directory.EnumerateDirectories(dir, "node*").Count() is > 0 and var n ? n : null;
+    }
+
     /// <summary>hugetlbfs mounts from /proc/mounts by page size in MiB ("2", "1024"); a mount without <c>pagesize=</c> has the default 2 MiB pages.</summary>
     public static Dictionary<string, string> ParseHugepageMounts(string mounts)
     {

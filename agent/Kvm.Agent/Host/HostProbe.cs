@@ -77,6 +77,7 @@ public static partial class HostProbe
             CpuModels = ParseCpuModels(await cpus.ConfigureAwait(false)),
             Ovmf = FindOvmf(options.OvmfDirectory, File.Exists),
             NestedVirtualization = ProbeNested(options.SysDirectory),
+            HostNumaNodes = CountNumaNodes(options.SysDirectory),
             HugepageMounts = ReadOr(Path.Join(options.ProcDirectory, "mounts"), ParseHugepageMounts, new Dictionary<string, string>()),
         };
     }

@@ -25,6 +25,8 @@ public static partial class QemuCommand
                 .Add("mem-path", c.File(mount, Attr("memory").Attr("hugepages"), "hugetlbfs mount")).Add("share", true).Add("prealloc", true).ToString());
         }
 
+        Numa(c);
+
         var balloon = memory.Balloon!;
         var at = Attr("memory").Attr("balloon").Attr("min_mib");
         if (balloon.MinMib is { } min)
