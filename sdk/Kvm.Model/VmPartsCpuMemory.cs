@@ -76,6 +76,23 @@ public sealed partial class MemorySpec : IValidatable
     [Setting("Let the host's kernel samepage merging (KSM) share identical guest pages (QEMU `mem-merge`, Proxmox `allow-ksm`).", Default = true)]
     public bool? Ksm { get; set; }
 
+    /// <summary>
+    /// memory.size_mib is live only when it grows within an unchanged <c>hotplug_max_mib</c> (a DIMM is plugged); any other
+    /// size change needs a restart, so plans warn and <c>update_policy</c> applies.
+    /// </summary>
+    public static void RefineSizeChange(VmSpec before, VmSpec after, List<SettingChange> changes)
+    {
+        var index = changes.FindIndex(c => c.Attribute == "memory.size_mib" && c.Kind == UpdateKind.Live);
+        if (index < 0)
+            return;
+        long oldSize = before.Memory?.SizeMib ?? 512, newSize = after.Memory?.SizeMib ?? 512;
+        if (oldSize == newSize)
+            return; // null ↔ default: nothing changes
+        var max = before.Memory?.HotplugMaxMib;
+        if (max is null || after.Memory?.HotplugMaxMib != max || newSize < oldSize || newSize > max)
+            changes[index] = changes[index] with { Kind = UpdateKind.Restart };
+    }
+
     /// <inheritdoc />
     public void Validate(ValidationContext context, AttrPath path)
     {

@@ -82,9 +82,23 @@ public class CpuMemoryValidationTests
             Memory = new MemorySpec { SizeMib = 1024, HotplugMaxMib = 4096, Shares = 10, Hugepages = "2", Ksm = false },
         };
         var kinds = Changes.Classify(before, after).ToDictionary(c => c.Attribute, c => c.Kind);
-        foreach (var live in new[] { "cpu.vcpus", "cpu.limit", "cpu.weight", "cpu.affinity", "memory.size_mib", "memory.shares" })
+        foreach (var live in new[] { "cpu.vcpus", "cpu.limit", "cpu.weight", "cpu.affinity", "memory.shares" })
             Assert.Equal(UpdateKind.Live, kinds[live]);
-        foreach (var restart in new[] { "cpu.cores", "cpu.nested", "memory.hotplug_max_mib", "memory.hugepages", "memory.ksm" })
+        // The size changes with hotplug_max_mib itself: not live.
+        foreach (var restart in new[] { "cpu.cores", "cpu.nested", "memory.size_mib", "memory.hotplug_max_mib", "memory.hugepages", "memory.ksm" })
             Assert.Equal(UpdateKind.Restart, kinds[restart]);
+    }
+
+    [Theory]
+    [InlineData(1024L, 4096L, 2048L, 4096L, UpdateKind.Live)]     // grows within the hot-plug ceiling
+    [InlineData(1024L, 4096L, 4096L, 4096L, UpdateKind.Live)]
+    [InlineData(2048L, 4096L, 1024L, 4096L, UpdateKind.Restart)]  // shrinks
+    [InlineData(1024L, 2048L, 4096L, 8192L, UpdateKind.Restart)]  // ceiling changes too
+    [InlineData(1024L, null, 2048L, null, UpdateKind.Restart)]    // no hot-plug
+    public void AMemorySizeChangeIsLiveOnlyAsAHotPlugGrowth(long before, long? beforeMax, long after, long? afterMax, UpdateKind kind)
+    {
+        var a = new VmSpec { Name = "a", Memory = new MemorySpec { SizeMib = before, HotplugMaxMib = beforeMax } };
+        var b = new VmSpec { Name = "a", Memory = new MemorySpec { SizeMib = after, HotplugMaxMib = afterMax } };
+        Assert.Equal(kind, Changes.Classify(a, b).Single(c => c.Attribute == "memory.size_mib").Kind);
     }
 }

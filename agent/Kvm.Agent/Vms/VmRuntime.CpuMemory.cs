@@ -138,8 +138,8 @@ public sealed partial class VmRuntime
         if (started?.HotplugMaxMib is not { } max || memory.HotplugMaxMib != max || started.Hugepages is not null)
             return false;
         var dimms = (await monitor.ExecuteAsync("query-memory-devices", cancellationToken: cancellationToken) as JsonArray ?? []).OfType<JsonObject>().ToList();
-        var plugged = dimms.Sum(d => d["data"]?["size"]?.GetValue<long>() ?? 0) / MiB;
-        var current = started.SizeMib!.Value + plugged;
+        var summary = await monitor.ExecuteAsync("query-memory-size-summary", cancellationToken: cancellationToken);
+        var current = ((summary?["base-memory"]?.GetValue<long>() ?? 0) + (summary?["plugged-memory"]?.GetValue<long>() ?? 0)) / MiB;
         var target = memory.SizeMib!.Value;
         if (target == current)
             return true;
@@ -161,6 +161,8 @@ public sealed partial class VmRuntime
             await monitor.ExecuteAsync("object-del", new JsonObject { ["id"] = backend }, cancellationToken: CancellationToken.None);
             throw;
         }
+        // What QEMU now has: pending changes are computed against it (a later shrink to above the start size is still a restart).
+        started.SizeMib = target;
         CpuMemoryLog.MemoryGrown(logger, vmId, target - current, target);
         return true;
     }
