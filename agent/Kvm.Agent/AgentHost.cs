@@ -128,10 +128,13 @@ public static class VmFeature
         services.AddSingleton<IVolumeUsage>(sp => sp.GetRequiredService<VmStore>());
         services.AddSingleton<Kvm.Agent.Images.IImageUsage>(sp => sp.GetRequiredService<VmStore>());
         services.AddSingleton<VmLocks>();
+        services.AddSingleton(sp => new Kvm.Agent.Cgroups.VmCgroups(sp.GetRequiredService<AgentOptions>().CgroupRoot, sp.GetRequiredService<AgentOptions>().CgroupParent));
         services.AddSingleton<VmRuntime>();
         services.AddSingleton<IOnlineResizer>(sp => sp.GetRequiredService<VmRuntime>());
         services.AddSingleton<VmOperations>();
         services.AddSingleton<VmClones>();
+        services.AddSingleton<AutoBalloon>();
+        services.AddHostedService(sp => sp.GetRequiredService<AutoBalloon>());
         services.AddSingleton<Kvm.Agent.CloudInit.CloudInitSeeds>();
         services.AddSingleton<Kvm.Agent.Tpm.Swtpm>();
         services.AddSingleton<Autostart>();

@@ -47,6 +47,17 @@ public sealed record AgentOptions
 
     /// <summary>On SIGTERM/SIGINT, shut the autostart VMs down in reverse order before exiting (host shutdown).</summary>
     public bool StopVmsOnExit { get; init; }
+    /// <summary>Where the cgroup hierarchy is mounted (v2 unified, or v1 with one directory per controller).</summary>
+    public string CgroupRoot { get; init; } = "/sys/fs/cgroup";
+
+    /// <summary>Cgroup (relative to <see cref="CgroupRoot"/>) under which VMs with cpu.limit/weight/affinity get <c>vm-&lt;id&gt;</c>.</summary>
+    public string CgroupParent { get; init; } = "kvm.slice";
+
+    /// <summary>How often the auto-ballooning loop runs (memory.shares); zero or less: never.</summary>
+    public TimeSpan AutoBalloonInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Where the auto-ballooning loop reads the host's memory use.</summary>
+    public string MeminfoPath { get; init; } = "/proc/meminfo";
 
     /// <summary>Lowest level logged to the console.</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
@@ -65,6 +76,8 @@ public sealed record AgentOptions
           --tls-cert FILE        PEM certificate: serve HTTPS
           --tls-key FILE         PEM private key for --tls-cert
           --log-level LEVEL      Trace, Debug, Information, Warning, Error (default Information)
+          --cgroup-root DIR      cgroup mount (default /sys/fs/cgroup)
+          --cgroup-parent NAME   parent cgroup of per-VM cgroups (default kvm.slice)
           --allow-host-nat       allow nat = true networks in the host's own network namespace (default: refused)
           --stop-vms-on-exit     on SIGTERM/SIGINT shut the autostart VMs down in reverse order first (host shutdown)
         """;
@@ -88,6 +101,8 @@ public sealed record AgentOptions
                 "--tls-key" => options with { TlsKey = Value() },
                 "--allow-host-nat" => options with { AllowHostNat = true },
                 "--stop-vms-on-exit" => options with { StopVmsOnExit = true },
+                "--cgroup-root" => options with { CgroupRoot = Value() },
+                "--cgroup-parent" => options with { CgroupParent = Value() is var cg && System.Text.RegularExpressions.Regex.IsMatch(cg, "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$") && !cg.Split('/').Contains("..") ? cg : throw new ArgumentException($"--cgroup-parent \"{cg}\" must be a relative cgroup path.") },
                 "--log-level" => options with { LogLevel = Enum.TryParse<LogLevel>(Value(), true, out var l) ? l : throw new ArgumentException($"unknown log level \"{args[i]}\".") },
                 _ => throw new ArgumentException($"unknown option \"{name}\"."),
             };

@@ -4,7 +4,7 @@ namespace Kvm.Model;
 
 /// <summary>What a host offers, probed once when the agent starts.</summary>
 [Resource("host", "Facts about a hypervisor host: QEMU version, KVM, firmware, machine types, CPU models, capacity, and its PCI and USB devices.")]
-public sealed class HostInfo
+public sealed partial class HostInfo
 {
     /// <summary>Host name.</summary>
     [Setting("Host name of the machine the agent runs on.", ReadOnly = true)]

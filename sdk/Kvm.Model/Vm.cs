@@ -186,6 +186,7 @@ public partial class VmSpec : IValidatable
         GuestAgentRules.Validate(this, context, path);
         DeviceRules.Validate(this, context, path);
         ValidateTemplate(context, path);
+        NumaRules.Validate(this, context, path);
     }
 
     /// <summary>Rules that compare an update with the current spec (things that can only grow).</summary>

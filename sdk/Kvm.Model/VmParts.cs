@@ -34,7 +34,7 @@ public sealed class EfiVarsSpec
 }
 
 /// <summary>CPU topology and model.</summary>
-public sealed class CpuSpec
+public sealed partial class CpuSpec
 {
     /// <summary>Sockets.</summary>
     [Setting("Number of CPU sockets.", Default = 1, Min = 1, Max = 16)]
@@ -60,10 +60,11 @@ public sealed class CpuSpec
 }
 
 /// <summary>Memory size and ballooning.</summary>
-public sealed class MemorySpec
+public sealed partial class MemorySpec
 {
     /// <summary>Size.</summary>
-    [Setting("Memory in MiB.", Default = 512, Min = 16, Max = 4_194_304)]
+    [Setting("Memory in MiB. Grows live when `hotplug_max_mib` is set (a DIMM is plugged); any other change applies at the next start.",
+        Default = 512, Min = 16, Max = 4_194_304, Update = UpdateKind.Live)]
     public long? SizeMib { get; set; }
 
     /// <summary>Balloon.</summary>

@@ -34,6 +34,11 @@ public sealed class AgentProcess : IDisposable
 
     public KvmClient Client { get; }
 
+    /// <summary>The agent's <c>--cgroup-parent</c>.</summary>
+    public string CgroupParent => CgroupParentOf(_runDirectory);
+
+    private static string CgroupParentOf(string run) => "kvm-test-" + Path.GetFileName(run);
+
     /// <summary>The agent's <c>--data-dir</c> (definitions, disks, the default pool).</summary>
     public string DataDirectory => _dataDirectory;
 
@@ -90,7 +95,8 @@ public sealed class AgentProcess : IDisposable
         if (netns is not null)
             foreach (var arg in new[] { "netns", "exec", netns, binary })
                 start.ArgumentList.Add(arg);
-        foreach (var arg in new[] { "--listen", listen, "--data-dir", data, "--run-dir", run, "--accel", "tcg" })
+        // Its own cgroup parent: per-VM cgroups (cpu.limit/weight/affinity) of test agents never meet.
+        foreach (var arg in new[] { "--listen", listen, "--data-dir", data, "--run-dir", run, "--accel", "tcg", "--cgroup-parent", CgroupParentOf(run) })
             start.ArgumentList.Add(arg);
         start.Environment["KVM_AGENT_TOKEN"] = token;
         var process = Process.Start(start)!;
@@ -165,6 +171,8 @@ public sealed class AgentProcess : IDisposable
         }
         _process.Dispose();
         Client.Dispose();
+        foreach (var cgroup in new[] { "", "cpu", "cpuset" }.Select(c => Path.Combine("/sys/fs/cgroup", c, CgroupParent)))
+            try { if (Directory.Exists(cgroup)) Directory.Delete(cgroup); } catch (IOException) { }
         if (Netns is { } netns)
             RemoveNamespace(netns);
         foreach (var dir in new[] { _dataDirectory, _runDirectory })

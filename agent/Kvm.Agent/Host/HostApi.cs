@@ -20,7 +20,7 @@ public static class HostApi
 
     private static Ok<HostDeviceInventory> GetDevices() => TypedResults.Ok(HostDevices.Read());
 
-    private static Ok<HostInfo> GetHost(HostFacts facts, Kvm.Agent.Storage.StoragePools pools) => TypedResults.Ok(WithDevices(new HostInfo
+    private static Ok<HostInfo> GetHost(HostFacts facts, Kvm.Agent.Storage.StoragePools pools) => TypedResults.Ok(WithCpuMemory(facts, WithDevices(new HostInfo
     {
         Hostname = Environment.MachineName,
         AgentVersion = typeof(HostApi).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0",
@@ -43,6 +43,15 @@ public static class HostApi
         var devices = HostDevices.Read();
         info.PciDevices = devices.PciDevices;
         info.UsbDevices = devices.UsbDevices;
+        return info;
+    }
+
+    private static HostInfo WithCpuMemory(HostFacts facts, HostInfo info)
+    {
+        info.NestedVirtualization = facts.NestedVirtualization is not null;
+        info.HugepageSizesMib = [.. (facts.HugepageMounts ?? new Dictionary<string, string>()).Keys.Select(long.Parse).Order()];
+        if (KsmState.Read() is { } ksm)
+            (info.KsmRunning, info.KsmPagesShared, info.KsmPagesSharing) = (ksm.Running, ksm.PagesShared, ksm.PagesSharing);
         return info;
     }
 }

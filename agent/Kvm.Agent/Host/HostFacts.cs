@@ -26,6 +26,12 @@ public sealed record HostFacts
     public required IReadOnlyList<string> CpuModels { get; init; }
     /// <summary>OVMF firmware files found on the host.</summary>
     public required OvmfFiles Ovmf { get; init; }
+    /// <summary>"vmx" or "svm" when the host's kvm_intel/kvm_amd module has <c>nested</c> on; null: no nested virtualization.</summary>
+    public string? NestedVirtualization { get; init; }
+    /// <summary>Host NUMA nodes (/sys/devices/system/node/node*); null when unknown.</summary>
+    public int? HostNumaNodes { get; init; }
+    /// <summary>Mounted hugetlbfs per page size in MiB ("2", "1024") → mount point.</summary>
+    public IReadOnlyDictionary<string, string>? HugepageMounts { get; init; }
 }
 
 /// <summary>OVMF code and variable-store templates (null when not installed).</summary>

@@ -11,6 +11,8 @@ public sealed record HostProbeOptions
     public string OvmfDirectory { get; init; } = "/usr/share/OVMF";
     /// <summary>procfs mount.</summary>
     public string ProcDirectory { get; init; } = "/proc";
+    /// <summary>sysfs mount (kvm module parameters, KSM, hugepages).</summary>
+    public string SysDirectory { get; init; } = "/sys";
     /// <summary>The KVM device.</summary>
     public string KvmDevice { get; init; } = "/dev/kvm";
     /// <summary>Where the KVM probe's firmware image is written for the probe's duration.</summary>
@@ -74,6 +76,9 @@ public static partial class HostProbe
             MachineTypes = ParseMachineTypes(await machines.ConfigureAwait(false)),
             CpuModels = ParseCpuModels(await cpus.ConfigureAwait(false)),
             Ovmf = FindOvmf(options.OvmfDirectory, File.Exists),
+            NestedVirtualization = ProbeNested(options.SysDirectory),
+            HostNumaNodes = CountNumaNodes(options.SysDirectory),
+            HugepageMounts = ReadOr(Path.Join(options.ProcDirectory, "mounts"), ParseHugepageMounts, new Dictionary<string, string>()),
         };
     }
 

@@ -22,6 +22,12 @@ internal static class Problems
             await WriteAsync(context, problem);
             return;
         }
+        catch (Kvm.Agent.Qemu.QemuBuildException build)
+        {
+            // The spec cannot run on this host (a CPU it lacks, no nested virtualization, no hugetlbfs): 422 keyed by attribute.
+            await WriteAsync(context, AgentProblemException.Validation(build.Errors.Select(e => new ProblemError(e.Attribute, e.Detail))));
+            return;
+        }
         catch (BadHttpRequestException bad) when (bad.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             await WriteAsync(context, TooLarge(context));

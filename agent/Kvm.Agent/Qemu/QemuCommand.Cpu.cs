@@ -55,6 +55,7 @@ public static partial class QemuCommand
         // host CPU runs it either way; TCG honours CPUID and faults (an oops in aesni_gcm_init, a hung module load).
         if (!c.Kvm && flags.GetValueOrDefault("aes") == "on")
             flags["pclmulqdq"] = "on";
+        CpuControls(c, flags);
         foreach (var flag in cpu.Flags ?? [])
             flags[flag[1..].Replace('_', '-')] = flag[0] == '+' ? "on" : "off";
         // Under KVM a model must mean the same CPU on every host: fail instead of silently dropping
@@ -66,6 +67,6 @@ public static partial class QemuCommand
         foreach (var (flag, value) in flags)
             option.Add(flag, value);
         c.Arg("-cpu", option.ToString());
-        c.Arg("-smp", QemuOptions.Of("cpus=" + total).Add("sockets", sockets).Add("cores", cores).Add("threads", threads).Add("maxcpus", total).ToString());
+        c.Arg("-smp", QemuOptions.Of("cpus=" + (cpu.Vcpus ?? total)).Add("sockets", sockets).Add("cores", cores).Add("threads", threads).Add("maxcpus", total).ToString());
     }
 }

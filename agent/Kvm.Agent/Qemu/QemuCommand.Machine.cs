@@ -25,6 +25,7 @@ public static partial class QemuCommand
             options.Add("smm", true);
         if (vm.Acpi == false)
             options.Add("acpi", false);
+        MachineMemory(c, options);
         if (vm.Firmware!.Type == "uefi")
             options.Add("pflash0", EfiCodeNode).Add("pflash1", EfiVarsNode);
         c.Arg("-machine", options.ToString());

@@ -30,7 +30,7 @@ internal sealed partial class RunJsonContext : JsonSerializerContext;
 /// changes, adoption of QEMUs that outlived a previous agent, and the observed part of every VM the API returns.
 /// Callers hold the VM's lock (<see cref="VmLocks"/>); this class never restarts or kills a VM on its own.
 /// </summary>
-public sealed class VmRuntime(
+public sealed partial class VmRuntime(
     AgentOptions options,
     HostFacts facts,
     VmStore store,
@@ -220,6 +220,7 @@ public sealed class VmRuntime(
             await KillAndCleanupAsync(vmId, pid, spec);
             throw AgentProblemException.HostCommand($"QEMU for VM {vmId} started but did not answer on QMP within {QmpStartTimeout.TotalSeconds} s.");
         }
+        await ApplyCgroupAtStartAsync(monitor, vmId, pid, spec);
         _monitors[vmId] = monitor;
         _lastStatus.TryRemove(vmId, out _);
         _ = WhenExitedAsync(monitor);
@@ -347,6 +348,8 @@ public sealed class VmRuntime(
         var top = steps[0].Name;
         try
         {
+            if (await ApplyCpuMemoryLiveAsync(monitor, vmId, attribute, after, cancellationToken) is { } handled)
+                return handled;
             switch (top)
             {
                 case "name" when after.CloudInit is { Hostname: null, MetaData: null }:
@@ -549,6 +552,7 @@ public sealed class VmRuntime(
             await swtpm.StopAsync(vmId, RunDirOf(vmId)); // after QEMU: it exits with it, or is stopped by PID
         await VirtiofsDaemons.StopAsync(RunDirOf(vmId));
         TryDeleteRunDir(vmId, RunDirOf(vmId));
+        RemoveCgroup(vmId);
     }
 
     /// <summary>Deletes the VM's logs and EFI variable store (on delete).</summary>

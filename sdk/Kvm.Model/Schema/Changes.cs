@@ -19,6 +19,8 @@ public static class Changes
     {
         var result = new List<SettingChange>();
         Walk(before, after, Defaults.Apply(before), Defaults.Apply(after), Schemas.For(before.GetType()), AttrPath.Root, result);
+        if (before is VmSpec vmBefore && after is VmSpec vmAfter)
+            MemorySpec.RefineSizeChange(vmBefore, vmAfter, result);
         return result;
     }
 

@@ -43,6 +43,7 @@ public sealed class QemuArgvSmokeTests(ITestOutputHelper output)
         "cdrom-iso", "cdrom-empty", "cdrom-iso-scsi-and-sata", "nic-models-user", "nic-virtio-user", "windows-tcg-rtc-utc",
         "acpi-off-pc", "acpi-off-q35", "vga-cirrus", "vga-vmware", "vga-qxl", "vga-virtio", "vga-none", "vnc-off",
         "cpu-max-tcg", "cpu-x86-64-v2-aes-tcg", "cpu-qemu64-tcg", "comma-injection", "machine-versioned",
+        "cpu-vcpus-hotplug", "memory-hotplug", "memory-ksm-off", "numa-two-nodes",
     ];
 
     [RealQemuTheory]

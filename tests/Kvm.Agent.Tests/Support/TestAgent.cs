@@ -46,9 +46,28 @@ public sealed class TestAgent : IAsyncDisposable
             Token = Token,
             LogLevel = LogLevel.Warning,
             LockWait = lockWait ?? TimeSpan.FromSeconds(10),
+            // Per-agent parent: tests running in parallel (and other agents on the host) never share per-VM cgroups.
+            CgroupParent = CgroupParentFor(root),
         };
         var host = await AgentHost.StartAsync(options);
         return new TestAgent(host, root, ownsDirectories);
+    }
+
+    /// <summary>The cgroup (relative to /sys/fs/cgroup, or to each v1 controller's hierarchy) under which this agent puts VMs' cgroups.</summary>
+    public string CgroupParent => CgroupParentFor(Root);
+
+    private static string CgroupParentFor(string root) => "kvm-test-" + Path.GetFileName(root);
+
+    private void RemoveCgroupParent()
+    {
+        foreach (var dir in new[] { "", "cpu", "cpuset" }.Select(c => Path.Combine("/sys/fs/cgroup", c, CgroupParent)))
+        {
+            if (!Directory.Exists(dir))
+                continue;
+            foreach (var vm in Directory.EnumerateDirectories(dir))
+                try { Directory.Delete(vm); } catch (IOException) { }
+            try { Directory.Delete(dir); } catch (IOException) { }
+        }
     }
 
     /// <summary>A client with another token (or none).</summary>
@@ -84,6 +103,7 @@ public sealed class TestAgent : IAsyncDisposable
         }
         catch (ObjectDisposedException) { }
         QemuReaper.KillAllUnder(RunDir);
+        RemoveCgroupParent();
         if (_ownsDirectories)
         {
             try { Directory.Delete(Root, recursive: true); } catch (IOException) { }

@@ -99,6 +99,21 @@ public class LifecycleTests(TerraformFixture terraform)
         Assert.Empty(restarted["pending_changes"]?.AsArray() ?? []);
         AssertEmptyPlan(dir);
 
+        // CPU limit and weight change live: same QEMU, the values in the VM's cgroup.
+        pid = (long)State(dir)["pid"]!;
+        Write(dir, Config(agent, Vm("description = \"two\"\n  cpu = { cores = 2, limit = 0.5 }")));
+        Apply(dir);
+        Write(dir, Config(agent, Vm("description = \"two\"\n  cpu = { cores = 2, limit = 1.5, weight = 300 }")));
+        Assert.DoesNotContain("Changes need a restart of the VM", PlanWithChanges(dir).Output, StringComparison.Ordinal);
+        Apply(dir);
+        var live = State(dir);
+        Assert.Equal(pid, (long)live["pid"]!);
+        Assert.Equal(1.5, (double)live["cpu"]!["limit"]!);
+        Assert.Equal(300, (long)live["cpu"]!["weight"]!);
+        AssertEmptyPlan(dir);
+        if (File.Exists("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")) // cgroup v1, as on the test machine
+            Assert.Equal("150000", File.ReadAllText($"/sys/fs/cgroup/cpu/{agent.CgroupParent}/vm-{vmId}/cpu.cfs_quota_us").Trim());
+
         // Create-only: replacement.
         var body = Vm("description = \"two\"\n  cpu = { cores = 2 }\n  vm_id = 4242");
         Write(dir, Config(agent, body));
