@@ -68,6 +68,7 @@ public static partial class QemuCommand
         Display(c);
         Balloon(c);
         GuestAgent(c);
+        HotplugPorts(c);
         Nics(c);
         Storage(c);
         c.Arg("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");

@@ -30,7 +30,7 @@ internal sealed partial class RunJsonContext : JsonSerializerContext;
 /// changes, adoption of QEMUs that outlived a previous agent, and the observed part of every VM the API returns.
 /// Callers hold the VM's lock (<see cref="VmLocks"/>); this class never restarts or kills a VM on its own.
 /// </summary>
-public sealed class VmRuntime(
+public sealed partial class VmRuntime(
     AgentOptions options,
     HostFacts facts,
     VmStore store,
@@ -306,10 +306,14 @@ public sealed class VmRuntime(
             return;
         monitor.PendingChanges =
         [
-            .. Changes.Classify(monitor.StartedSpec, stored.Spec).Where(c => c.Kind != UpdateKind.Live).Select(c => c.Attribute)
+            // The running spec follows every hot-plug, so a device entry that still differs was not plugged or unplugged.
+            .. Changes.Classify(monitor.StartedSpec, stored.Spec).Where(c => c.Kind != UpdateKind.Live || IsDeviceEntry(c.Attribute)).Select(c => c.Attribute)
                 .Concat(failedLive).Distinct(StringComparer.Ordinal),
         ];
     }
+
+    private static bool IsDeviceEntry(string attribute) =>
+        AttrPath.Parse(attribute).Steps is [{ Name: "disks" or "network_interfaces" }, _];
 
     /// <summary>Applies one live-kind change to the running QEMU; false when it cannot (it then waits for the next start).</summary>
     public async Task<bool> ApplyLiveAsync(long vmId, string attribute, VmSpec before, VmSpec after, CancellationToken cancellationToken)
@@ -327,6 +331,8 @@ public sealed class VmRuntime(
                     return await ApplySeedAsync(monitor, vmId, after, cancellationToken); // the name is the guest's host name
                 case "name" or "description" or "tags" or "protection" or "power_state":
                     return true; // metadata, or enforced by the caller
+                case "disks" or "network_interfaces" when steps.Count == 2:
+                    return await HotplugAsync(monitor, vmId, top, steps[1].Name!, after, cancellationToken);
                 case "disks" when steps.Count == 3 && steps[2].Name == "size_gib":
                     return await ResizeDiskAsync(monitor, vmId, steps[1].Name!, after, cancellationToken);
                 case "network_interfaces" when steps.Count == 3 && steps[2].Name == "link_up":
@@ -509,7 +515,10 @@ public sealed class VmRuntime(
     {
         if (Taps is { } taps)
         {
-            foreach (var (slot, nic) in spec.NetworkInterfaces ?? [])
+            // Also the NICs of the stored spec: one plugged live and not yet known to the running spec still has its tap.
+            var nics = (spec.NetworkInterfaces ?? []).Concat(store.Find(vmId)?.Spec.NetworkInterfaces ?? [])
+                .DistinctBy(n => n.Key).ToList();
+            foreach (var (slot, nic) in nics)
             {
                 if (nic.Bridge is null)
                     continue;
