@@ -176,7 +176,11 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
             if (change.Attribute == "power_state")
                 outcome = AppliedChange.Live;
             else if (!up)
+            {
                 outcome = AppliedChange.Stored;
+                if (AttrPath.Parse(change.Attribute).Steps is [{ Name: "disks" }, { Name: { } slot }] && spec.Disks?.ContainsKey(slot) != true)
+                    await runtime.RemoveDroppedInlineDiskAsync(vmId, current.Spec, slot, cancellationToken);
+            }
             else if (change.Kind == UpdateKind.Live && await runtime.ApplyLiveAsync(vmId, change.Attribute, current.Spec, spec, cancellationToken))
                 outcome = AppliedChange.Live;
             else

@@ -115,6 +115,7 @@ public sealed partial class VmRuntime
             return false;
         if (running.Disks?.GetValueOrDefault(slot)?.Iothread == true)
             await IgnoreMissingAsync(monitor.ExecuteAsync("object-del", new JsonObject { ["id"] = $"iothread-{slot}" }, cancellationToken: cancellationToken));
+        await RemoveDroppedInlineDiskAsync(monitor.VmId, running, slot, cancellationToken);
         Log.DeviceUnplugged(logger, monitor.VmId, slot);
         return true;
     }
@@ -158,6 +159,20 @@ public sealed partial class VmRuntime
             await taps.RemoveTapAsync(TapName.For(vmId, slot), cancellationToken);
         Log.DeviceUnplugged(logger, vmId, slot);
         return true;
+    }
+
+    /// <summary>
+    /// Deletes the image of inline disk <paramref name="slot"/> of <paramref name="before"/> once it left the spec: an inline
+    /// disk lives and dies with its entry (a volume stays). Without this a removed disk's file would outlive the VM and
+    /// come back, old data and all, if the slot were used again.
+    /// </summary>
+    public async Task RemoveDroppedInlineDiskAsync(long vmId, VmSpec before, string slot, CancellationToken cancellationToken)
+    {
+        if (Storage is not { } storage || before.Disks?.GetValueOrDefault(slot) is not { VolumeId: null } disk)
+            return;
+        var one = VmStore.Deserialize(VmStore.Serialize(before));
+        one.Disks = new Dictionary<string, DiskSpec>(StringComparer.Ordinal) { [slot] = disk };
+        await storage.RemoveInlineDisksAsync(vmId, one, cancellationToken);
     }
 
     /// <summary>Sends argv pairs to QEMU in order; on a failure, undoes what this call added.</summary>
@@ -240,7 +255,7 @@ public sealed partial class VmRuntime
     {
         try
         {
-            await monitor.ExecuteAsync("qom-list", new JsonObject { ["path"] = id }, cancellationToken: cancellationToken);
+            await monitor.ExecuteAsync("qom-list", new JsonObject { ["path"] = "/machine/peripheral/" + id }, cancellationToken: cancellationToken);
             return true;
         }
         catch (QmpException)
