@@ -85,7 +85,7 @@ public sealed class BalloonSpec
 }
 
 /// <summary>One disk.</summary>
-public sealed class DiskSpec : IValidatable
+public sealed partial class DiskSpec : IValidatable
 {
     /// <summary>Standalone volume.</summary>
     [Setting("A standalone volume (`<pool>/<name>`) to attach; it survives the VM. Leave unset for an inline disk.",
@@ -173,6 +173,7 @@ public sealed class DiskSpec : IValidatable
             context.Add(path.Attr("preallocation"), "\"metadata\" applies to qcow2 only.");
         if (Ssd == true && path.Steps[^1].Name?.StartsWith("virtio", StringComparison.Ordinal) == true)
             context.Add(path.Attr("ssd"), "SSD emulation is not available on virtio disks (use scsi or sata).");
+        ValidateThrottle(context, path);
     }
 }
 

@@ -72,7 +72,7 @@ public static partial class QemuCommand
     /// QMP commands the agent sends right after QEMU starts (before <c>cont</c> when it starts paused):
     /// settings QEMU has no command-line form for. virtio-net and the other NICs have no start-up link
     /// property, so a cable pulled in the spec is pulled with <c>set_link</c>; a balloon target is set with
-    /// <c>balloon</c>.
+    /// <c>balloon</c>; disk I/O limits with <c>block_set_io_throttle</c>.
     /// </summary>
     public static IReadOnlyList<QmpCommand> PostStartCommands(VmSpec spec)
     {
@@ -82,6 +82,9 @@ public static partial class QemuCommand
         foreach (var (slot, nic) in (vm.NetworkInterfaces ?? []).OrderBy(n => n.Key, SlotComparer))
             if (nic.LinkUp == false)
                 commands.Add(new QmpCommand("set_link", new Dictionary<string, object> { ["name"] = slot, ["up"] = false }));
+        foreach (var (slot, disk) in (vm.Disks ?? []).OrderBy(d => d.Key, SlotComparer))
+            if (disk.HasThrottle())
+                commands.Add(ThrottleCommand(spec, slot));
         var memory = vm.Memory!;
         if (memory.Balloon is { Enabled: true, MinMib: { } min } && min < memory.SizeMib)
             commands.Add(new QmpCommand("balloon", new Dictionary<string, object> { ["value"] = min * 1024 * 1024 }));

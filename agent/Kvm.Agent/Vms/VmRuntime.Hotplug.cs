@@ -93,6 +93,8 @@ public sealed partial class VmRuntime
             if (QemuCommand.ScsiControllerDevice(after, slot) is { } controller && !await DeviceExistsAsync(monitor, controller.Id, cancellationToken))
                 pairs.Insert(pairs.FindIndex(p => p.Option == "-device"), ("-device", controller.Device));
             await PlugPairsAsync(monitor, pairs, cancellationToken);
+            if (Defaults.Apply(after).Disks![slot].HasThrottle())
+                await ExecuteAsync(monitor, QemuCommand.ThrottleCommand(after, slot), cancellationToken);
             Log.DevicePlugged(logger, vmId, slot);
             return true;
         }
@@ -173,6 +175,36 @@ public sealed partial class VmRuntime
         var one = VmStore.Deserialize(VmStore.Serialize(before));
         one.Disks = new Dictionary<string, DiskSpec>(StringComparer.Ordinal) { [slot] = disk };
         await storage.RemoveInlineDisksAsync(vmId, one, cancellationToken);
+    }
+
+    /// <summary>Settings with no command-line form (<see cref="QemuCommand.PostStartCommands"/>), sent once QMP answers; a failure is logged, the VM keeps running.</summary>
+    private async Task PostStartAsync(VmMonitor monitor, VmSpec userSpec, CancellationToken cancellationToken)
+    {
+        foreach (var command in QemuCommand.PostStartCommands(userSpec))
+        {
+            try
+            {
+                await ExecuteAsync(monitor, command, cancellationToken);
+            }
+            catch (Exception e) when (e is QmpException or IOException or TimeoutException or AgentProblemException)
+            {
+                Log.LiveChangeFailed(logger, monitor.VmId, command.Execute, e.Message);
+            }
+        }
+    }
+
+    private static Task<JsonNode?> ExecuteAsync(VmMonitor monitor, QmpCommand command, CancellationToken cancellationToken)
+    {
+        var arguments = new JsonObject();
+        foreach (var (key, value) in command.Arguments)
+            arguments[key] = value switch
+            {
+                bool b => JsonValue.Create(b),
+                long l => JsonValue.Create(l),
+                int i => JsonValue.Create(i),
+                _ => JsonValue.Create(value.ToString()),
+            };
+        return monitor.ExecuteAsync(command.Execute, arguments, cancellationToken: cancellationToken);
     }
 
     /// <summary>Sends argv pairs to QEMU in order; on a failure, undoes what this call added.</summary>

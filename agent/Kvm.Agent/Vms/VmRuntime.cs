@@ -197,6 +197,7 @@ public sealed partial class VmRuntime(
         _monitors[vmId] = monitor;
         _lastStatus.TryRemove(vmId, out _);
         _ = WhenExitedAsync(monitor);
+        await PostStartAsync(monitor, userSpec, cancellationToken);
         if (spec.PowerState == "paused")
             await SuspendAsync(vmId, cancellationToken);
         Log.VmStarted(logger, vmId, pid, accelerator, clock.ElapsedMilliseconds);
@@ -333,6 +334,11 @@ public sealed partial class VmRuntime(
                     return true; // metadata, or enforced by the caller
                 case "disks" or "network_interfaces" when steps.Count == 2:
                     return await HotplugAsync(monitor, vmId, top, steps[1].Name!, after, cancellationToken);
+                case "disks" when steps.Count == 3 && QemuCommand.ThrottleAttributes.Contains(steps[2].Name!):
+                    if (monitor.StartedSpec.Disks?.ContainsKey(steps[1].Name!) != true || after.Disks?.ContainsKey(steps[1].Name!) != true)
+                        return false;
+                    await ExecuteAsync(monitor, QemuCommand.ThrottleCommand(after, steps[1].Name!), cancellationToken);
+                    return true;
                 case "disks" when steps.Count == 3 && steps[2].Name == "size_gib":
                     return await ResizeDiskAsync(monitor, vmId, steps[1].Name!, after, cancellationToken);
                 case "network_interfaces" when steps.Count == 3 && steps[2].Name == "link_up":

@@ -171,4 +171,40 @@ public sealed class HotplugTests : IAsyncLifetime
         Assert.Null(await BlockDeviceAsync(id, "scsi2"));
         await Client.DeleteVmAsync(id, RunningVmDeletion.Force);
     }
+
+    [Fact]
+    public async Task IoLimitsApplyAtStartAndChangeLive()
+    {
+        var name = Specs.UniqueName("throttle");
+        VmSpec Spec(DiskSpec scsi0)
+        {
+            var spec = Specs.Running(name);
+            spec.Disks = new() { ["scsi0"] = scsi0 };
+            return spec;
+        }
+        var vm = (await Client.CreateVmAsync(Spec(new DiskSpec { SizeGib = 1, MbpsRd = 10, IopsWr = 300 }))).Value;
+        var id = vm.VmId!.Value;
+        var inserted = (await BlockDeviceAsync(id, "scsi0"))!["inserted"]!;
+        Assert.Equal(10L * 1024 * 1024, inserted["bps_rd"]!.GetValue<long>());
+        Assert.Equal(300L, inserted["iops_wr"]!.GetValue<long>());
+
+        var changed = (await Client.UpdateVmAsync(id, Spec(new DiskSpec { SizeGib = 1, Mbps = 5, MbpsMax = 20, IopsWr = 300 }))).Value;
+        Assert.All(changed.Changes, c => Assert.Equal(AppliedChange.Live, c.Outcome));
+        Assert.Equal(vm.Pid, changed.Vm.Pid);
+        inserted = (await BlockDeviceAsync(id, "scsi0"))!["inserted"]!;
+        Assert.Equal(0L, inserted["bps_rd"]!.GetValue<long>());
+        Assert.Equal(5L * 1024 * 1024, inserted["bps"]!.GetValue<long>());
+        Assert.Equal(20L * 1024 * 1024, inserted["bps_max"]!.GetValue<long>());
+        Assert.Equal(300L, inserted["iops_wr"]!.GetValue<long>());
+
+        // A hot-plugged disk comes with its limits; lifting them all is live too.
+        var plus = Spec(new DiskSpec { SizeGib = 1 });
+        plus.Disks!["scsi1"] = new DiskSpec { SizeGib = 1, IopsRd = 50 };
+        Assert.All((await Client.UpdateVmAsync(id, plus)).Value.Changes, c => Assert.Equal(AppliedChange.Live, c.Outcome));
+        Assert.Equal(50L, (await BlockDeviceAsync(id, "scsi1"))!["inserted"]!["iops_rd"]!.GetValue<long>());
+        inserted = (await BlockDeviceAsync(id, "scsi0"))!["inserted"]!;
+        Assert.Equal(0L, inserted["bps"]!.GetValue<long>());
+        Assert.Equal(0L, inserted["iops_wr"]!.GetValue<long>());
+        await Client.DeleteVmAsync(id, RunningVmDeletion.Force);
+    }
 }
