@@ -187,7 +187,7 @@ public sealed class CdromSpec
 }
 
 /// <summary>One network interface.</summary>
-public sealed class NicSpec : IValidatable
+public sealed partial class NicSpec : IValidatable
 {
     /// <summary>Model.</summary>
     [Setting("NIC model: `virtio`, `e1000`, `e1000e`, `rtl8139` or `vmxnet3`.", Default = "virtio",
@@ -225,6 +225,7 @@ public sealed class NicSpec : IValidatable
             context.Add(path.Attr("queues"), "multiqueue needs the virtio model.");
         if (Mtu is not null && Model is not (null or "virtio"))
             context.Add(path.Attr("mtu"), "an MTU needs the virtio model.");
+        ValidateHostSide(context, path);
     }
 }
 

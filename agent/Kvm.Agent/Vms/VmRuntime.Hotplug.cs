@@ -20,6 +20,23 @@ public sealed partial class VmRuntime
     /// <summary>How long an unplug waits for DEVICE_DELETED (a PCI device needs the guest's consent) before it is left pending.</summary>
     public static TimeSpan UnplugTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
+    private TapSettings? TapSettingsOf => services.GetService<TapSettings>();
+
+    /// <summary>NIC settings that live on the host side of the tap (<see cref="TapSettings"/>).</summary>
+    private static readonly HashSet<string> TapAttributes = new(StringComparer.Ordinal) { "vlan_tag", "trunks", "rate_mbps", "firewall", "firewall_rules" };
+
+    private static string NicPath(string slot) => Model.Schema.AttrPath.Root.Attr("network_interfaces").Key(slot).ToString();
+
+    /// <summary>Re-applies a running bridged NIC's VLANs, rate limit and firewall to its tap.</summary>
+    private async Task<bool> ApplyTapSettingsAsync(VmMonitor monitor, long vmId, string slot, VmSpec after, CancellationToken cancellationToken)
+    {
+        var nic = Defaults.Apply(after).NetworkInterfaces?.GetValueOrDefault(slot);
+        if (TapSettingsOf is not { } tapSettings || nic?.Bridge is null || monitor.StartedSpec.NetworkInterfaces?.GetValueOrDefault(slot)?.Bridge != nic.Bridge)
+            return false;
+        await tapSettings.ApplyAsync(TapName.For(vmId, slot), nic, NicPath(slot), cancellationToken);
+        return true;
+    }
+
     /// <summary>Adds or removes one disk or NIC entry live; false leaves it pending.</summary>
     private async Task<bool> HotplugAsync(VmMonitor monitor, long vmId, string map, string slot, VmSpec after, CancellationToken cancellationToken)
     {
@@ -132,6 +149,8 @@ public sealed partial class VmRuntime
                 return false;
             taps[slot] = TapName.For(vmId, slot);
             await tapManager.EnsureTapAsync(taps[slot], nic.Bridge, nic.Mtu, cancellationToken);
+            if (TapSettingsOf is { } tapSettings)
+                await tapSettings.ApplyAsync(taps[slot], nic, NicPath(slot), cancellationToken);
         }
         try
         {
@@ -158,7 +177,11 @@ public sealed partial class VmRuntime
             return false;
         await IgnoreMissingAsync(monitor.ExecuteAsync("netdev_del", new JsonObject { ["id"] = slot }, cancellationToken: cancellationToken));
         if (running.NetworkInterfaces?.GetValueOrDefault(slot)?.Bridge is not null && Taps is { } taps)
+        {
+            if (TapSettingsOf is { } tapSettings)
+                await tapSettings.RemoveAsync(TapName.For(vmId, slot), cancellationToken);
             await taps.RemoveTapAsync(TapName.For(vmId, slot), cancellationToken);
+        }
         Log.DeviceUnplugged(logger, vmId, slot);
         return true;
     }

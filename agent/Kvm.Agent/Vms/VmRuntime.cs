@@ -341,6 +341,8 @@ public sealed partial class VmRuntime(
                     return true;
                 case "disks" when steps.Count == 3 && steps[2].Name == "size_gib":
                     return await ResizeDiskAsync(monitor, vmId, steps[1].Name!, after, cancellationToken);
+                case "network_interfaces" when steps.Count >= 3 && TapAttributes.Contains(steps[2].Name!):
+                    return await ApplyTapSettingsAsync(monitor, vmId, steps[1].Name!, after, cancellationToken);
                 case "network_interfaces" when steps.Count == 3 && steps[2].Name == "link_up":
                     var up = Defaults.Apply(after).NetworkInterfaces![steps[1].Name!].LinkUp ?? true;
                     await monitor.ExecuteAsync("set_link", new JsonObject { ["name"] = steps[1].Name, ["up"] = up }, cancellationToken: cancellationToken);
@@ -528,7 +530,12 @@ public sealed partial class VmRuntime(
             {
                 if (nic.Bridge is null)
                     continue;
-                try { await taps.RemoveTapAsync(TapName.For(vmId, slot), CancellationToken.None); }
+                try
+                {
+                    if (TapSettingsOf is { } tapSettings)
+                        await tapSettings.RemoveAsync(TapName.For(vmId, slot), CancellationToken.None);
+                    await taps.RemoveTapAsync(TapName.For(vmId, slot), CancellationToken.None);
+                }
                 catch (Exception e) when (e is AgentProblemException or IOException) { Log.CleanupFailed(logger, vmId, TapName.For(vmId, slot), e.Message); }
             }
         }
@@ -620,6 +627,8 @@ public sealed partial class VmRuntime(
                 continue;
             var tap = TapName.For(vmId, slot);
             await Taps!.EnsureTapAsync(tap, nic.Bridge, nic.Mtu, cancellationToken);
+            if (TapSettingsOf is { } tapSettings)
+                await tapSettings.ApplyAsync(tap, nic, NicPath(slot), cancellationToken);
             taps[slot] = tap;
         }
         return new VmPaths
