@@ -73,12 +73,25 @@ public sealed class FirewallRuleSpec : IValidatable
         Pattern = "[0-9]{1,3}(\\.[0-9]{1,3}){3}(/[0-9]{1,2})?", PatternText = "an IPv4 address or CIDR", Update = UpdateKind.Live)]
     public string? Cidr { get; set; }
 
+    private static bool IsNetwork(string cidr)
+    {
+        var parts = cidr.Split('/');
+        if (!System.Net.IPAddress.TryParse(parts[0], out var address) || address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+            return false;
+        var prefix = 32;
+        if (parts.Length == 2 && (!int.TryParse(parts[1], out prefix) || prefix is < 0 or > 32))
+            return false;
+        var bits = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes());
+        var host = prefix == 32 ? 0u : uint.MaxValue >> prefix;
+        return (bits & host) == 0;
+    }
+
     /// <inheritdoc />
     public void Validate(ValidationContext context, AttrPath path)
     {
         if (Port is not null && Protocol is not ("tcp" or "udp"))
             context.Add(path.Attr("port"), "a port needs protocol `tcp` or `udp`.");
-        if (Cidr is not null && !System.Net.IPNetwork.TryParse(Cidr.Contains('/', StringComparison.Ordinal) ? Cidr : Cidr + "/32", out _))
+        if (Cidr is not null && !IsNetwork(Cidr))
             context.Add(path.Attr("cidr"), $"\"{Validator.Printable(Cidr)}\" is not an IPv4 network (host bits must be zero).");
     }
 }

@@ -87,6 +87,6 @@ public class HotplugChangesTests
             """{"name":"a","disks":{"scsi0":{"size_gib":1}},"network_interfaces":{"net0":{"bridge":"br0"}}}""",
             """{"name":"a","disks":{"scsi0":{"size_gib":1,"mbps_rd":5,"iops":10}},"network_interfaces":{"net0":{"bridge":"br0","vlan_tag":5,"rate_mbps":2,"firewall":true}}}""");
         Assert.All(changes, c => Assert.Equal(UpdateKind.Live, c.Kind));
-        Assert.Equal(6, changes.Count);
+        Assert.Equal(5, changes.Count);
     }
 }
