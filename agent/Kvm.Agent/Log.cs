@@ -68,4 +68,13 @@ internal static partial class Log
 
     [LoggerMessage(81, LogLevel.Warning, "VM {VmId}: guest-fstrim after a disk grew did not work: {Reason}")]
     public static partial void GuestTrimFailed(ILogger logger, long vmId, string reason);
+
+    [LoggerMessage(90, LogLevel.Information, "VM {VmId}: {Slot} plugged in live")]
+    public static partial void DevicePlugged(ILogger logger, long vmId, string slot);
+
+    [LoggerMessage(91, LogLevel.Information, "VM {VmId}: {Slot} unplugged live")]
+    public static partial void DeviceUnplugged(ILogger logger, long vmId, string slot);
+
+    [LoggerMessage(92, LogLevel.Warning, "VM {VmId}: the guest did not release {Device} within {Seconds} s; its removal stays pending")]
+    public static partial void UnplugPending(ILogger logger, long vmId, string device, double seconds);
 }

@@ -72,7 +72,7 @@ public partial class VmSpec : IValidatable
     /// <summary>Disks by slot.</summary>
     [Setting("Disks by slot (`scsi0`, `virtio0`, `sata0`, `ide0`, …). Each is either an inline disk created with the VM " +
         "(`size_gib`), deleted with it, or a standalone volume (`volume_id`) that survives the VM.",
-        KeyPattern = Patterns.DiskSlot, KeyPatternText = Patterns.DiskSlotText)]
+        KeyPattern = Patterns.DiskSlot, KeyPatternText = Patterns.DiskSlotText, Hotplug = HotplugDisk)]
     public Dictionary<string, DiskSpec>? Disks { get; set; }
 
     /// <summary>CD-ROM drives by slot.</summary>
@@ -86,7 +86,7 @@ public partial class VmSpec : IValidatable
     public List<string>? BootOrder { get; set; }
 
     /// <summary>NICs by slot.</summary>
-    [Setting("Network interfaces by slot (`net0` … `net31`).", KeyPattern = Patterns.NicSlot, KeyPatternText = Patterns.NicSlotText)]
+    [Setting("Network interfaces by slot (`net0` … `net31`).", KeyPattern = Patterns.NicSlot, KeyPatternText = Patterns.NicSlotText, Hotplug = HotplugNetwork)]
     public Dictionary<string, NicSpec>? NetworkInterfaces { get; set; }
 
     /// <summary>Display.</summary>

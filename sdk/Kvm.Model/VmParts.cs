@@ -86,7 +86,7 @@ public sealed class BalloonSpec
 }
 
 /// <summary>One disk.</summary>
-public sealed class DiskSpec : IValidatable
+public sealed partial class DiskSpec : IValidatable
 {
     /// <summary>Standalone volume.</summary>
     [Setting("A standalone volume (`<pool>/<name>`) to attach; it survives the VM. Leave unset for an inline disk.",
@@ -174,6 +174,7 @@ public sealed class DiskSpec : IValidatable
             context.Add(path.Attr("preallocation"), "\"metadata\" applies to qcow2 only.");
         if (Ssd == true && path.Steps[^1].Name?.StartsWith("virtio", StringComparison.Ordinal) == true)
             context.Add(path.Attr("ssd"), "SSD emulation is not available on virtio disks (use scsi or sata).");
+        ValidateThrottle(context, path);
     }
 }
 
@@ -187,7 +188,7 @@ public sealed class CdromSpec
 }
 
 /// <summary>One network interface.</summary>
-public sealed class NicSpec : IValidatable
+public sealed partial class NicSpec : IValidatable
 {
     /// <summary>Model.</summary>
     [Setting("NIC model: `virtio`, `e1000`, `e1000e`, `rtl8139` or `vmxnet3`.", Default = "virtio",
@@ -225,6 +226,7 @@ public sealed class NicSpec : IValidatable
             context.Add(path.Attr("queues"), "multiqueue needs the virtio model.");
         if (Mtu is not null && Model is not (null or "virtio"))
             context.Add(path.Attr("mtu"), "an MTU needs the virtio model.");
+        ValidateHostSide(context, path);
     }
 }
 

@@ -41,9 +41,9 @@ public class ChangesTests
     }
 
     [Fact]
-    public void AddingOrRemovingADeviceIsARestartChange()
+    public void AddingOrRemovingADeviceIsARestartChangeWithoutHotplug()
     {
-        var changes = Classify("""{"name":"a","disks":{"scsi0":{"size_gib":4}}}""", """{"name":"a","disks":{"scsi1":{"size_gib":4}}}""");
+        var changes = Classify("""{"name":"a","hotplug":[],"disks":{"scsi0":{"size_gib":4}}}""", """{"name":"a","hotplug":[],"disks":{"scsi1":{"size_gib":4}}}""");
         Assert.Equal([new SettingChange("disks[\"scsi0\"]", UpdateKind.Restart), new SettingChange("disks[\"scsi1\"]", UpdateKind.Restart)], changes);
     }
 }

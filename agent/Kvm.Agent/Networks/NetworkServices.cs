@@ -13,6 +13,7 @@ public static class NetworkServices
         services.AddSingleton<Bridges>();
         services.AddSingleton<Taps>();
         services.AddSingleton<ITapManager>(sp => sp.GetRequiredService<Taps>());
+        services.AddSingleton<TapSettings>();
         return services;
     }
 }

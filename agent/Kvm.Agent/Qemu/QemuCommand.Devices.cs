@@ -10,7 +10,7 @@ public static partial class QemuCommand
 {
     /// <summary>Fixed PCI slots of the singletons this file adds (0x1b is where ICH9 puts its HD Audio).</summary>
     internal const int AudioSlot = 0x1b;
-    internal const int RngSlot = 0x1c;
+    internal const int RngSlot = 0x1e; // 0x1c holds the spare hot-plug root ports on q35
     internal const int WatchdogSlot = 0x1d;
 
     /// <summary>Unix socket of serial port <paramref name="slot"/> of type <c>socket</c> (<c>serial0</c>: the console socket).</summary>

@@ -42,13 +42,18 @@ public static partial class QemuCommand
             c.Arg("-global", "kvm-pit.lost_tick_policy=discard");
     }
 
+    /// <summary>Fills <see cref="Context.BootIndex"/>: the boot order, or the disks in slot order.</summary>
+    private static void BootIndexes(Context c)
+    {
+        var order = c.Vm.BootOrder ?? [.. (c.Vm.Disks ?? []).Keys.Order(SlotComparer)];
+        for (var i = 0; i < order.Count; i++)
+            c.BootIndex[order[i]] = FirstBootIndex + i;
+    }
+
     private static void BootAndKernel(Context c)
     {
         var vm = c.Vm;
-        var disks = vm.Disks ?? [];
-        var order = vm.BootOrder ?? [.. disks.Keys.Order(SlotComparer)];
-        for (var i = 0; i < order.Count; i++)
-            c.BootIndex[order[i]] = FirstBootIndex + i;
+        BootIndexes(c);
         // An explicit order is the user's whole list: no silent fallback to other devices. Without one,
         // firmware may still try CD-ROMs and NICs after the disks, which is what a fresh install needs.
         if (vm.BootOrder is not null)

@@ -70,6 +70,7 @@ public static partial class QemuCommand
         Balloon(c);
         GuestAgent(c);
         Devices(c);
+        HotplugPorts(c);
         Nics(c);
         Storage(c);
         Passthrough(c);

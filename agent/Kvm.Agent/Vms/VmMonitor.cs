@@ -38,8 +38,11 @@ public sealed class VmMonitor : IAsyncDisposable
     public int Pid { get; }
     /// <summary>QMP socket path.</summary>
     public string QmpSocket { get; }
-    /// <summary>The effective spec QEMU was started with (pending changes are measured against it).</summary>
-    public VmSpec StartedSpec { get; }
+    /// <summary>
+    /// The effective spec QEMU runs with (pending changes are measured against it): the one it started with, plus
+    /// the devices plugged and minus those unplugged since.
+    /// </summary>
+    public VmSpec StartedSpec { get; set; }
     /// <summary>When QEMU started.</summary>
     public DateTimeOffset StartedAt { get; }
     /// <summary>kvm or tcg.</summary>
@@ -160,8 +163,21 @@ public sealed class VmMonitor : IAsyncDisposable
                 if (e.Data?["action"]?.GetValue<string>() == "stop")
                     SetStatus(VmStatus.IoError, e.Name);
                 break;
+            case "DEVICE_DELETED":
+                if (e.Data?["device"]?.GetValue<string>() is { } device && _deleted.TryRemove(device, out var waiter))
+                    waiter.TrySetResult();
+                break;
         }
     }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TaskCompletionSource> _deleted = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Completes when QEMU reports DEVICE_DELETED for qdev id <paramref name="device"/>. Call it before <c>device_del</c>:
+    /// the event may come before the command's answer.
+    /// </summary>
+    public Task DeviceDeleted(string device) =>
+        _deleted.GetOrAdd(device, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
 
     private void SetStatus(string status, string reason)
     {

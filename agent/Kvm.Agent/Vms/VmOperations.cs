@@ -178,7 +178,11 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
             if (change.Attribute is "power_state" or "template")
                 outcome = AppliedChange.Live; // enforced below (a template is stopped)
             else if (!up)
+            {
                 outcome = AppliedChange.Stored;
+                if (AttrPath.Parse(change.Attribute).Steps is [{ Name: "disks" }, { Name: { } slot }] && spec.Disks?.ContainsKey(slot) != true)
+                    await runtime.RemoveDroppedInlineDiskAsync(vmId, current.Spec, slot, cancellationToken);
+            }
             else if (change.Kind == UpdateKind.Live && await runtime.ApplyLiveAsync(vmId, change.Attribute, current.Spec, spec, cancellationToken))
                 outcome = AppliedChange.Live;
             else

@@ -224,6 +224,7 @@ public sealed partial class VmRuntime(
         _monitors[vmId] = monitor;
         _lastStatus.TryRemove(vmId, out _);
         _ = WhenExitedAsync(monitor);
+        await PostStartAsync(monitor, userSpec, cancellationToken);
         if (spec.PowerState == "paused")
             await SuspendAsync(vmId, cancellationToken);
         Log.VmStarted(logger, vmId, pid, accelerator, clock.ElapsedMilliseconds);
@@ -333,10 +334,14 @@ public sealed partial class VmRuntime(
             return;
         monitor.PendingChanges =
         [
-            .. Changes.Classify(monitor.StartedSpec, stored.Spec).Where(c => c.Kind != UpdateKind.Live).Select(c => c.Attribute)
+            // The running spec follows every hot-plug, so a device entry that still differs was not plugged or unplugged.
+            .. Changes.Classify(monitor.StartedSpec, stored.Spec).Where(c => c.Kind != UpdateKind.Live || IsDeviceEntry(c.Attribute)).Select(c => c.Attribute)
                 .Concat(failedLive).Distinct(StringComparer.Ordinal),
         ];
     }
+
+    private static bool IsDeviceEntry(string attribute) =>
+        AttrPath.Parse(attribute).Steps is [{ Name: "disks" or "network_interfaces" }, _];
 
     /// <summary>Applies one live-kind change to the running QEMU; false when it cannot (it then waits for the next start).</summary>
     public async Task<bool> ApplyLiveAsync(long vmId, string attribute, VmSpec before, VmSpec after, CancellationToken cancellationToken)
@@ -356,8 +361,17 @@ public sealed partial class VmRuntime(
                     return await ApplySeedAsync(monitor, vmId, after, cancellationToken); // the name is the guest's host name
                 case "name" or "description" or "tags" or "protection" or "power_state":
                     return true; // metadata, or enforced by the caller
+                case "disks" or "network_interfaces" when steps.Count == 2:
+                    return await HotplugAsync(monitor, vmId, top, steps[1].Name!, after, cancellationToken);
+                case "disks" when steps.Count == 3 && QemuCommand.ThrottleAttributes.Contains(steps[2].Name!):
+                    if (monitor.StartedSpec.Disks?.ContainsKey(steps[1].Name!) != true || after.Disks?.ContainsKey(steps[1].Name!) != true)
+                        return false;
+                    await ExecuteAsync(monitor, QemuCommand.ThrottleCommand(after, steps[1].Name!), cancellationToken);
+                    return true;
                 case "disks" when steps.Count == 3 && steps[2].Name == "size_gib":
                     return await ResizeDiskAsync(monitor, vmId, steps[1].Name!, after, cancellationToken);
+                case "network_interfaces" when steps.Count >= 3 && TapAttributes.Contains(steps[2].Name!):
+                    return await ApplyTapSettingsAsync(monitor, vmId, steps[1].Name!, after, cancellationToken);
                 case "network_interfaces" when steps.Count == 3 && steps[2].Name == "link_up":
                     var up = Defaults.Apply(after).NetworkInterfaces![steps[1].Name!].LinkUp ?? true;
                     await monitor.ExecuteAsync("set_link", new JsonObject { ["name"] = steps[1].Name, ["up"] = up }, cancellationToken: cancellationToken);
@@ -540,11 +554,19 @@ public sealed partial class VmRuntime(
     {
         if (Taps is { } taps)
         {
-            foreach (var (slot, nic) in spec.NetworkInterfaces ?? [])
+            // Also the NICs of the stored spec: one plugged live and not yet known to the running spec still has its tap.
+            var nics = (spec.NetworkInterfaces ?? []).Concat(store.Find(vmId)?.Spec.NetworkInterfaces ?? [])
+                .DistinctBy(n => n.Key).ToList();
+            foreach (var (slot, nic) in nics)
             {
                 if (nic.Bridge is null)
                     continue;
-                try { await taps.RemoveTapAsync(TapName.For(vmId, slot), CancellationToken.None); }
+                try
+                {
+                    if (TapSettingsOf is { } tapSettings)
+                        await tapSettings.RemoveAsync(TapName.For(vmId, slot), CancellationToken.None);
+                    await taps.RemoveTapAsync(TapName.For(vmId, slot), CancellationToken.None);
+                }
                 catch (Exception e) when (e is AgentProblemException or IOException) { Log.CleanupFailed(logger, vmId, TapName.For(vmId, slot), e.Message); }
             }
         }
@@ -641,6 +663,8 @@ public sealed partial class VmRuntime(
                 continue;
             var tap = TapName.For(vmId, slot);
             await Taps!.EnsureTapAsync(tap, nic.Bridge, nic.Mtu, cancellationToken);
+            if (TapSettingsOf is { } tapSettings)
+                await tapSettings.ApplyAsync(tap, nic, NicPath(slot), cancellationToken);
             taps[slot] = tap;
         }
         return new VmPaths

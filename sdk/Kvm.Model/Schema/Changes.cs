@@ -18,17 +18,27 @@ public static class Changes
     public static IReadOnlyList<SettingChange> Classify<T>(T before, T after) where T : class
     {
         var result = new List<SettingChange>();
-        Walk(before, after, Defaults.Apply(before), Defaults.Apply(after), Schemas.For(before.GetType()), AttrPath.Root, result);
+        var effectiveBefore = Defaults.Apply(before);
+        var effectiveAfter = Defaults.Apply(after);
+        Walk(before, after, effectiveBefore, effectiveAfter, Schemas.For(before.GetType()), AttrPath.Root, result,
+            (effectiveBefore as IHotplugRules, effectiveAfter as IHotplugRules));
         if (before is VmSpec vmBefore && after is VmSpec vmAfter)
             MemorySpec.RefineSizeChange(vmBefore, vmAfter, result);
         return result;
     }
 
+    /// <summary>How adding or removing entry <paramref name="key"/> of a device map applies: live only when both specs allow hot-plugging it.</summary>
+    private static UpdateKind EntryKind(SettingAttribute setting, string key, (IHotplugRules? Before, IHotplugRules? After) rules) =>
+        setting.Hotplug is { } kind && rules.Before?.CanHotplug(kind, key) == true && rules.After?.CanHotplug(kind, key) == true
+            ? UpdateKind.Live
+            : setting.Update;
+
     /// <summary>The most disruptive kind among <paramref name="changes"/>, or null when there are none.</summary>
     public static UpdateKind? Worst(IEnumerable<SettingChange> changes) =>
         changes.Select(c => (UpdateKind?)c.Kind).DefaultIfEmpty(null).Max();
 
-    private static void Walk(object? a, object? b, object? ea, object? eb, ObjectSchema schema, AttrPath path, List<SettingChange> result)
+    private static void Walk(object? a, object? b, object? ea, object? eb, ObjectSchema schema, AttrPath path, List<SettingChange> result,
+        (IHotplugRules? Before, IHotplugRules? After) rules)
     {
         foreach (var attribute in schema.Attributes)
         {
@@ -43,7 +53,7 @@ public static class Changes
 
             if (type.Kind == ValueKind.Object && !(attribute.Setting.NullMeansAbsent && (va is null) != (vb is null)))
             {
-                Walk(va, vb, eva, evb, type.Object!, child, result);
+                Walk(va, vb, eva, evb, type.Object!, child, result, rules);
                 continue;
             }
             if (type is { Kind: ValueKind.Map, Element.Kind: ValueKind.Object })
@@ -59,11 +69,11 @@ public static class Changes
                     var ib = mb is not null && mb.Contains(key) ? mb[key] : null;
                     if ((ia is null) != (ib is null))
                     {
-                        result.Add(new SettingChange(child.Key(key).ToString(), attribute.Setting.Update));
+                        result.Add(new SettingChange(child.Key(key).ToString(), EntryKind(attribute.Setting, key, rules)));
                         continue;
                     }
                     if (ia is not null)
-                        Walk(ia, ib, (eva as IDictionary)?[key], (evb as IDictionary)?[key], type.Element.Object!, child.Key(key), result);
+                        Walk(ia, ib, (eva as IDictionary)?[key], (evb as IDictionary)?[key], type.Element.Object!, child.Key(key), result, rules);
                 }
                 continue;
             }

@@ -70,6 +70,13 @@ public sealed class SettingAttribute(string description) : Attribute
     /// <summary>Human words for <see cref="KeyPattern"/>.</summary>
     public string? KeyPatternText { get; init; }
 
+    /// <summary>
+    /// For a map of devices: the VM <c>hotplug</c> class (<c>disk</c>, <c>network</c>, <c>usb</c>) under which adding or
+    /// removing one entry applies live on a running VM. The resource decides per entry (<see cref="IHotplugRules"/>);
+    /// otherwise, and when its <c>hotplug</c> excludes the class, an entry change takes <see cref="Update"/>'s kind.
+    /// </summary>
+    public string? Hotplug { get; init; }
+
     /// <summary>For a nested object: null means the feature is absent, so defaults do not create it.</summary>
     public bool NullMeansAbsent { get; init; }
 }
