@@ -36,7 +36,7 @@ public static class HostApi
         EfiVarsTemplates = [.. new[] { facts.Ovmf.Vars2M is null ? null : "2m", facts.Ovmf.Vars4M is null ? null : "4m" }.OfType<string>()],
         SecureBootAvailable = facts.Ovmf.Code4MSecure is not null && facts.Ovmf.Vars4MEnrolled is not null,
         StoragePools = [.. pools.All().Select(p => p.Name)],
-    }));
+    })));
 
     private static HostInfo WithDevices(HostInfo info)
     {

@@ -20,6 +20,7 @@ public static partial class QemuCommand
     /// </summary>
     internal const int SpareHotplugPorts = 4;
     internal const int HotplugPortSlot = 0x1c;
+    internal const int HotplugChassis = 1;
 
     /// <summary>qdev id of spare root port <paramref name="index"/>.</summary>
     public static string HotplugPortId(int index) => "hotplug" + index.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -43,7 +44,8 @@ public static partial class QemuCommand
                 .Add("addr", $"{PciAddress(HotplugPortSlot)}.{i}");
             if (i == 0)
                 port.Add("multifunction", true);
-            c.Arg("-device", port.Add("chassis", i + 1).Add("slot", i + 1).ToString());
+            // Chassis 1 is the spare ports'; passthrough root ports use their own chassis, so no chassis/slot pair repeats.
+            c.Arg("-device", port.Add("chassis", HotplugChassis).Add("slot", i + 1).ToString());
         }
     }
 
