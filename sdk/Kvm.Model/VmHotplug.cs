@@ -13,7 +13,9 @@ public partial class VmSpec : IHotplugRules
     /// <summary>Hot-plug classes.</summary>
     [Setting("Device kinds added and removed while the VM runs, like Proxmox's `hotplug`: `disk` (scsi and virtio disks; " +
         "sata and ide disks always wait for a restart), `network` (network interfaces), `usb`, `cpu`, `memory`. " +
-        "A kind left out makes adding or removing such a device a restart change. Disk and NIC removal needs the guest's " +
+        "A kind left out makes adding or removing such a device a restart change. `usb`, `cpu` and `memory` are accepted " +
+        "for Proxmox compatibility and change nothing: USB devices wait for a restart, vCPUs are plugged live through `cpu.vcpus` " +
+        "and memory through `memory.hotplug_max_mib`. Disk and NIC removal needs the guest's " +
         "consent for PCI devices (virtio disks, NICs); a guest that does not answer leaves the removal pending.",
         Set = true, OneOf = ["disk", "network", "usb", "cpu", "memory"], Update = UpdateKind.Live,
         DefaultText = "`[\"disk\", \"network\", \"usb\"]`")]

@@ -131,8 +131,11 @@ public class ResourceLogicTests
     [Fact]
     public void AddedAndRemovedDevicesAreAddsAndDeletes()
     {
+        // scsi disks are hot-plugged by default (hotplug = disk, network, usb); sata disks always wait for a restart.
         var outcome = Diff("""{"host":"lab-01","name":"web","memory":{"sizeMib":1024},"disks":{"scsi1":{"sizeGib":5}}}""");
-        Assert.Equal(["disks[\"scsi0\"] Delete Restart", "disks[\"scsi1\"] Add Restart"], Describe(outcome));
+        Assert.Equal(["disks[\"scsi0\"] Delete Live", "disks[\"scsi1\"] Add Live"], Describe(outcome));
+        var sata = Diff("""{"host":"lab-01","name":"web","memory":{"sizeMib":1024},"disks":{"sata1":{"sizeGib":5}}}""");
+        Assert.Equal(["disks[\"sata1\"] Add Restart", "disks[\"scsi0\"] Delete Live"], Describe(sata));
     }
 
     [Fact]
