@@ -128,6 +128,7 @@ public static class VmFeature
         services.AddSingleton<VmLocks>();
         services.AddSingleton<VmRuntime>();
         services.AddSingleton<IOnlineResizer>(sp => sp.GetRequiredService<VmRuntime>());
+        services.AddSingleton<IHostDeviceUsage>(sp => sp.GetRequiredService<VmRuntime>());
         services.AddSingleton<VmOperations>();
         services.AddSingleton<Kvm.Agent.CloudInit.CloudInitSeeds>();
         return services;
