@@ -152,6 +152,13 @@ public sealed class HostDeviceTests : IAsyncLifetime
         Assert.Equal("running", shared.Status);
         await Client.DeleteVmAsync(shared.VmId!.Value, RunningVmDeletion.Force);
 
+        // Unplugged live: its nodes leave QEMU, the device stays.
+        var removed = (await Client.UpdateVmAsync(id, Guest(name, disks))).Value;
+        Assert.Equal([new AppliedChange("disks[\"scsi2\"]", AppliedChange.Live)], removed.Changes);
+        Assert.DoesNotContain("file-scsi2", (await NodeDriversAsync(id)).Keys);
+        Assert.Contains(hotFile, Run("losetup", "-a"), StringComparison.Ordinal);
+        Assert.Equal(Marker, MarkerOf(hotFile));
+
         // Deleting the VM leaves both devices attached and their data as it was.
         await Client.DeleteVmAsync(id, RunningVmDeletion.Force);
         var attached = Run("losetup", "-a");
