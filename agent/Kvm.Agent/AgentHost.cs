@@ -131,6 +131,7 @@ public static class VmFeature
         services.AddSingleton(sp => new Kvm.Agent.Cgroups.VmCgroups(sp.GetRequiredService<AgentOptions>().CgroupRoot, sp.GetRequiredService<AgentOptions>().CgroupParent));
         services.AddSingleton<VmRuntime>();
         services.AddSingleton<IOnlineResizer>(sp => sp.GetRequiredService<VmRuntime>());
+        services.AddSingleton<IHostDeviceUsage>(sp => sp.GetRequiredService<VmRuntime>());
         services.AddSingleton<VmOperations>();
         services.AddSingleton<VmClones>();
         services.AddSingleton<AutoBalloon>();

@@ -206,7 +206,7 @@ public partial class VmSpec : IValidatable
 
 /// <summary>A VM as the agent reports it: the spec the user set plus what the agent observed.</summary>
 [Resource("vm", "A QEMU/KVM virtual machine on a host, with every setting Proxmox's `qm` offers for its disks, network interfaces, firmware, CPU and memory.")]
-public sealed class Vm : VmSpec
+public sealed partial class Vm : VmSpec
 {
     /// <summary>Observed status.</summary>
     [Setting("Observed status: `running`, `paused`, `stopped`, `internal-error`, `io-error`, `guest-panicked` or `crashed` (QEMU died).", ReadOnly = true)]

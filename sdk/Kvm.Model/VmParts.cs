@@ -154,8 +154,8 @@ public sealed partial class DiskSpec : IValidatable
     /// <inheritdoc />
     public void Validate(ValidationContext context, AttrPath path)
     {
-        if (VolumeId is null && SizeGib is null && ImageId is null)
-            context.Add(path.Attr("size_gib"), "is required for an inline disk (or set `volume_id` or `image_id`).");
+        if (VolumeId is null && SizeGib is null && ImageId is null && HostDevice is null)
+            context.Add(path.Attr("size_gib"), "is required for an inline disk (or set `volume_id`, `image_id` or `host_device`).");
         if (VolumeId is not null && ImageId is not null)
             context.Add(path.Attr("image_id"), "a disk is either a volume (`volume_id`) or made from an image (`image_id`), not both.");
         if (LinkedClone == true && ImageId is null)
@@ -175,6 +175,7 @@ public sealed partial class DiskSpec : IValidatable
         if (Ssd == true && path.Steps[^1].Name?.StartsWith("virtio", StringComparison.Ordinal) == true)
             context.Add(path.Attr("ssd"), "SSD emulation is not available on virtio disks (use scsi or sata).");
         ValidateThrottle(context, path);
+        ValidateHostDevice(context, path);
     }
 }
 

@@ -37,12 +37,13 @@ public static partial class QemuCommand
 
     /// <summary>
     /// A protocol node (the file) under a format node named <c>drive-&lt;name&gt;</c>. Options are set on
-    /// both: a node given by reference inherits nothing from its parent.
+    /// both: a node given by reference inherits nothing from its parent. A host block device is a <c>host_device</c>
+    /// protocol node (same cache, aio and discard options) under a raw format node.
     /// </summary>
-    private static void ImageNodes(Context c, string name, string path, string format, NodeOptions options)
+    private static void ImageNodes(Context c, string name, string path, string format, NodeOptions options, bool hostDevice = false)
     {
         var file = "file-" + name;
-        var protocol = QemuOptions.Of("driver=file").Add("filename", path).Add("node-name", file);
+        var protocol = QemuOptions.Of(hostDevice ? "driver=host_device" : "driver=file").Add("filename", path).Add("node-name", file);
         var image = QemuOptions.Of("driver=" + format).Add("file", file).Add("node-name", DriveNode(name));
         foreach (var node in new[] { protocol, image })
         {
@@ -142,8 +143,8 @@ public static partial class QemuCommand
             c.Error(at.Attr("format"), $"image format \"{file.Format}\" is not one of: {string.Join(", ", ImageFormats)}.");
 
         var cache = CacheModes[disk.Cache!];
-        ImageNodes(c, slot, c.File(file.Path, at, "disk image"), file.Format,
-            new NodeOptions(ReadOnly: disk.ReadOnly == true, Cache: cache, Aio: disk.Aio, Discard: disk.Discard == true));
+        ImageNodes(c, slot, c.File(file.Path, file.HostDevice ? at.Attr("host_device") : at, file.HostDevice ? "host device" : "disk image"), file.Format,
+            new NodeOptions(ReadOnly: disk.ReadOnly == true, Cache: cache, Aio: disk.Aio, Discard: disk.Discard == true), file.HostDevice);
         var device = Placement(c, slot, "hd", iothread)
             .Add("drive", DriveNode(slot)).Add("id", slot);
         if (disk.Serial is { } serial)

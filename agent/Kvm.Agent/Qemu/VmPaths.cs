@@ -32,5 +32,5 @@ public sealed record VmPaths
     public IReadOnlyDictionary<string, IReadOnlyList<string>> PciFunctions { get; init; } = new Dictionary<string, IReadOnlyList<string>>();
 }
 
-/// <summary>A resolved disk image.</summary>
-public sealed record DiskFile(string Path, string Format);
+/// <summary>A resolved disk image, or a host block device (<paramref name="HostDevice"/>; its format is always raw).</summary>
+public sealed record DiskFile(string Path, string Format, bool HostDevice = false);

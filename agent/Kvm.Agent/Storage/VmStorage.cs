@@ -12,7 +12,7 @@ namespace Kvm.Agent.Storage;
 /// volumes and ISOs by <c>volume_id</c>, and the per-VM EFI variable store copied from an OVMF template. An inline disk
 /// with <c>image_id</c> starts as a full copy of the image or a qcow2 overlay on it; after that it is an inline disk like any other.
 /// </summary>
-public sealed class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuImg, IServiceProvider services) : IVmStorage
+public sealed partial class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuImg, IServiceProvider services) : IVmStorage
 {
     private const long GiB = 1L << 30;
 
@@ -30,6 +30,12 @@ public sealed class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuI
         foreach (var (slot, disk) in effective.Disks ?? [])
         {
             var at = AttrPath.Root.Attr("disks").Key(slot);
+            if (disk.HostDevice is not null)
+            {
+                if (HostDeviceFile(vmId, slot, disk, at, errors, conflicts) is { } device)
+                    disks[slot] = device;
+                continue;
+            }
             if (disk.VolumeId is null)
             {
                 if (Inline(vmId, slot, disk, at, errors) is { } inline)
@@ -66,10 +72,11 @@ public sealed class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuI
         var effective = Defaults.Apply(spec);
         var errors = new List<ProblemError>();
         var inline = (effective.Disks ?? [])
-            .Where(d => d.Value.VolumeId is null)
+            .Where(d => d.Value.VolumeId is null && d.Value.HostDevice is null)
             .OrderBy(d => d.Key, StringComparer.Ordinal)
             .Select(d => Inline(vmId, d.Key, d.Value, AttrPath.Root.Attr("disks").Key(d.Key), errors))
             .ToList();
+        CheckHostDevices(effective, errors);
         if (errors.Count > 0)
             throw AgentProblemException.Validation(errors);
         var created = new List<string>();
@@ -115,7 +122,7 @@ public sealed class VmStorage(StoragePools pools, Volumes volumes, QemuImg qemuI
         var effective = Defaults.Apply(spec);
         foreach (var (slot, disk) in effective.Disks ?? [])
         {
-            if (disk.VolumeId is not null || pools.Find(disk.Pool) is not { } pool || !QemuImg.Formats.Contains(disk.Format!))
+            if (disk.VolumeId is not null || disk.HostDevice is not null || pools.Find(disk.Pool) is not { } pool || !QemuImg.Formats.Contains(disk.Format!))
                 continue;
             // unlink() removes a link itself, never what it points to: no containment check needed here.
             var path = Path.Combine(pool.Path, Volumes.InlineDiskName(vmId, slot, disk.Format!));

@@ -80,6 +80,7 @@ public sealed partial class VmRuntime(
         vm.SerialLog = SerialLogPath(stored.VmId);
         if (stored.Spec.NetworkInterfaces is { Count: > 0 } nics)
             vm.MacAddresses = MacsFor(stored.VmId, stored.Spec).ToDictionary();
+        vm.HostDeviceSizeBytes = HostDeviceSizes(stored.Spec);
         if (stored.Spec.CloudInit is not null)
             vm.CloudInitInstanceId = Seeds?.StateOf(stored.VmId)?.InstanceId;
         // Passwords and user-data never leave the agent in clear. The copy above shares nested objects with the

@@ -90,7 +90,11 @@ internal sealed record GoldenCase(string Name, VmSpec Spec, HostFacts Facts, VmP
         var disks = new Dictionary<string, DiskFile>();
         foreach (var (slot, disk) in spec.Disks ?? [])
         {
-            if (disk.VolumeId is { } volume)
+            if (disk.HostDevice is { } device)
+            {
+                disks[slot] = new DiskFile(device, "raw", HostDevice: true);
+            }
+            else if (disk.VolumeId is { } volume)
             {
                 var (pool, file) = SplitVolume(volume);
                 var ext = Path.GetExtension(file).TrimStart('.');
