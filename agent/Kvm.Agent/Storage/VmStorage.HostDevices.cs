@@ -13,7 +13,7 @@ public sealed partial class VmStorage
     {
         foreach (var (slot, disk) in effective.Disks ?? [])
         {
-            if (disk.HostDevice is { } path && HostDevices.Check(path).Problem is { } problem)
+            if (disk.HostDevice is { } path && BlockDevices.Check(path).Problem is { } problem)
                 errors.Add(new ProblemError(AttrPath.Root.Attr("disks").Key(slot).Attr("host_device").ToString(), problem));
         }
     }
@@ -26,7 +26,7 @@ public sealed partial class VmStorage
     {
         var attribute = at.Attr("host_device");
         var path = disk.HostDevice!;
-        var (device, problem) = HostDevices.Check(path);
+        var (device, problem) = BlockDevices.Check(path);
         if (device is null)
         {
             errors.Add(new ProblemError(attribute.ToString(), problem!));
@@ -34,7 +34,7 @@ public sealed partial class VmStorage
         }
         var readOnly = disk.ReadOnly == true;
         var users = (services.GetService<IHostDeviceUsage>()?.RunningHostDevices() ?? [])
-            .Where(u => u.VmId != vmId && !(readOnly && u.ReadOnly) && HostDevices.Check(u.Path).Device == device)
+            .Where(u => u.VmId != vmId && !(readOnly && u.ReadOnly) && BlockDevices.Check(u.Path).Device == device)
             .Select(u => $"{u.VmId}/{u.Slot}{(u.ReadOnly ? " (read-only)" : "")}")
             .ToList();
         if (users.Count > 0)

@@ -18,7 +18,7 @@ public sealed partial class VmRuntime : IHostDeviceUsage
         var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var (slot, disk) in spec.Disks ?? [])
         {
-            if (disk.HostDevice is { } path && HostDevices.SizeOf(path) is { } bytes)
+            if (disk.HostDevice is { } path && BlockDevices.SizeOf(path) is { } bytes)
                 sizes[slot] = bytes;
         }
         return sizes.Count > 0 ? sizes : null;

@@ -13,7 +13,7 @@ public interface IHostDeviceUsage
 /// Host block devices as disks (<c>disks.X.host_device</c>): what <c>stat(2)</c> says a path is (links followed), the device
 /// number that tells two paths of one device apart from two devices, and the size the kernel reports (<c>BLKGETSIZE64</c>).
 /// </summary>
-public static partial class HostDevices
+public static partial class BlockDevices
 {
     private const uint S_IFMT = 0xF000;
     private const uint S_IFBLK = 0x6000;
