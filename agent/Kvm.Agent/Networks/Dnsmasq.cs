@@ -24,7 +24,7 @@ public sealed class Dnsmasq(NetworkOptions options, ICommandRunner runner, ILogg
     public int? PidOf(string name)
     {
         var paths = PathsFor(name);
-        if (ReadPid(paths.PidFile) is not { } pid || !ProcessTable.IsAlive(pid) || ProcessTable.ReadState(pid) == 'Z')
+        if (HelperProcessFiles.ReadPid(paths.PidFile) is not { } pid || !ProcessTable.IsAlive(pid) || ProcessTable.ReadState(pid) == 'Z')
             return null;
         return IsOurs(pid, paths) ? pid : null;
     }
@@ -63,10 +63,10 @@ public sealed class Dnsmasq(NetworkOptions options, ICommandRunner runner, ILogg
         if (PidOf(name) is { } pid)
         {
             ProcessTable.Signal(pid, Posix.SIGTERM);
-            if (!await ExitedAsync(pid, TimeSpan.FromSeconds(5)) && IsOurs(pid, paths))
+            if (!await HelperProcessFiles.WaitForExitAsync(pid, TimeSpan.FromSeconds(5)) && IsOurs(pid, paths))
             {
                 ProcessTable.Signal(pid, Posix.SIGKILL);
-                await ExitedAsync(pid, TimeSpan.FromSeconds(5));
+                await HelperProcessFiles.WaitForExitAsync(pid, TimeSpan.FromSeconds(5));
             }
             NetworkLog.DnsmasqStopped(logger, name, pid);
         }
@@ -123,14 +123,14 @@ public sealed class Dnsmasq(NetworkOptions options, ICommandRunner runner, ILogg
             cancellationToken.ThrowIfCancellationRequested();
             if (ProcessTable.TryReap(pid) || !ProcessTable.IsAlive(pid))
                 break;
-            if (ReadPid(paths.PidFile) == pid)
+            if (HelperProcessFiles.ReadPid(paths.PidFile) == pid)
             {
                 NetworkLog.DnsmasqStarted(logger, name, pid);
                 return;
             }
             await Task.Delay(20, CancellationToken.None);
         }
-        var message = ReadTail(paths.Log, logOffset);
+        var message = HelperProcessFiles.ReadTail(paths.Log, logOffset);
         if (ProcessTable.IsAlive(pid))
             ProcessTable.Signal(pid, Posix.SIGKILL);
         await ProcessTable.ReapAsync(pid, TimeSpan.FromSeconds(2));
@@ -138,46 +138,9 @@ public sealed class Dnsmasq(NetworkOptions options, ICommandRunner runner, ILogg
         throw AgentProblemException.HostCommand($"dnsmasq for network \"{name}\" did not start: {(message.Length > 0 ? message : "no message")}");
     }
 
-    private static async Task<bool> ExitedAsync(int pid, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            // Our own child is reaped here; one a previous agent started is reaped by init.
-            if (ProcessTable.TryReap(pid) || !ProcessTable.IsAlive(pid) || ProcessTable.ReadState(pid) == 'Z')
-            {
-                await ProcessTable.ReapAsync(pid, TimeSpan.FromMilliseconds(200));
-                ProcessTable.TakeExit(pid);
-                return true;
-            }
-            await Task.Delay(20);
-        }
-        return false;
-    }
-
     private static bool IsOurs(int pid, DnsmasqPaths paths) =>
         ProcessTable.ReadCommandLine(pid).Contains("--conf-file=" + paths.Config, StringComparer.Ordinal);
 
-    private static int? ReadPid(string path)
-    {
-        try
-        {
-            return int.TryParse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && pid > 0 ? pid : null;
-        }
-        catch (IOException) { return null; }
-        catch (UnauthorizedAccessException) { return null; }
-    }
-
-    private static string ReadTail(string path, long offset)
-    {
-        try
-        {
-            using var stream = File.OpenRead(path);
-            stream.Seek(Math.Max(offset, stream.Length - 2048), SeekOrigin.Begin);
-            return new StreamReader(stream).ReadToEnd().Trim();
-        }
-        catch (IOException) { return ""; }
-    }
 }
 
 /// <summary>Log messages of the network services.</summary>

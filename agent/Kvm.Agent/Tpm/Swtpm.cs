@@ -44,7 +44,7 @@ public sealed class Swtpm(AgentOptions options, ICommandRunner runner, ILogger<S
     /// <summary>The PID of the VM's running swtpm, or null.</summary>
     public static int? PidOf(string runDir)
     {
-        if (ReadPid(PidFile(runDir)) is not { } pid || !ProcessTable.IsAlive(pid) || ProcessTable.ReadState(pid) == 'Z')
+        if (HelperProcessFiles.ReadPid(PidFile(runDir)) is not { } pid || !ProcessTable.IsAlive(pid) || ProcessTable.ReadState(pid) == 'Z')
             return null;
         return IsOurs(pid, runDir) ? pid : null;
     }
@@ -100,7 +100,7 @@ public sealed class Swtpm(AgentOptions options, ICommandRunner runner, ILogger<S
         {
             if (!ProcessTable.IsAlive(pid))
                 break;
-            if (ReadPid(pidFile) == pid && File.Exists(socket))
+            if (HelperProcessFiles.ReadPid(pidFile) == pid && File.Exists(socket))
             {
                 TpmLog.Started(logger, vmId, pid, version);
                 return pid;
@@ -111,7 +111,7 @@ public sealed class Swtpm(AgentOptions options, ICommandRunner runner, ILogger<S
             ProcessTable.Signal(pid, Posix.SIGKILL);
         await ProcessTable.ReapAsync(pid, TimeSpan.FromSeconds(2));
         ProcessTable.TakeExit(pid);
-        var tail = ReadTail(log, logOffset);
+        var tail = HelperProcessFiles.ReadTail(log, logOffset);
         throw AgentProblemException.HostCommand($"swtpm for VM {vmId} did not start: {(tail.Length > 0 ? tail : "no message")}");
     }
 
@@ -127,16 +127,16 @@ public sealed class Swtpm(AgentOptions options, ICommandRunner runner, ILogger<S
             return;
         }
         var how = "exited with QEMU";
-        if (!await ExitedAsync(pid, TimeSpan.FromMilliseconds(500)))
+        if (!await HelperProcessFiles.WaitForExitAsync(pid, TimeSpan.FromMilliseconds(500)))
         {
             how = "terminated";
             if (IsOurs(pid, runDir))
                 ProcessTable.Signal(pid, Posix.SIGTERM);
-            if (!await ExitedAsync(pid, TimeSpan.FromSeconds(5)) && IsOurs(pid, runDir))
+            if (!await HelperProcessFiles.WaitForExitAsync(pid, TimeSpan.FromSeconds(5)) && IsOurs(pid, runDir))
             {
                 how = "killed";
                 ProcessTable.Signal(pid, Posix.SIGKILL);
-                await ExitedAsync(pid, TimeSpan.FromSeconds(5));
+                await HelperProcessFiles.WaitForExitAsync(pid, TimeSpan.FromSeconds(5));
             }
         }
         SafeFile.DeleteQuietly(PidFile(runDir));
@@ -227,44 +227,6 @@ public sealed class Swtpm(AgentOptions options, ICommandRunner runner, ILogger<S
     // swtpm parses its options like QEMU: a comma in a value is doubled.
     private static string Escape(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
 
-    private static async Task<bool> ExitedAsync(int pid, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (true)
-        {
-            // Our own child is reaped here; one a previous agent started is reaped by init.
-            if (!ProcessTable.IsAlive(pid) || ProcessTable.ReadState(pid) == 'Z')
-            {
-                await ProcessTable.ReapAsync(pid, TimeSpan.FromMilliseconds(200));
-                ProcessTable.TakeExit(pid);
-                return true;
-            }
-            if (DateTime.UtcNow >= deadline)
-                return false;
-            await Task.Delay(10);
-        }
-    }
-
-    private static int? ReadPid(string path)
-    {
-        try
-        {
-            return int.TryParse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && pid > 0 ? pid : null;
-        }
-        catch (IOException) { return null; }
-        catch (UnauthorizedAccessException) { return null; }
-    }
-
-    private static string ReadTail(string path, long offset)
-    {
-        try
-        {
-            using var stream = File.OpenRead(path);
-            stream.Seek(Math.Max(offset, stream.Length - 2048), SeekOrigin.Begin);
-            return new StreamReader(stream).ReadToEnd().Trim();
-        }
-        catch (IOException) { return ""; }
-    }
 }
 
 /// <summary>Log messages of the TPM feature.</summary>

@@ -95,14 +95,15 @@ public static class VirtiofsDaemons
         {
             var slot = Path.GetFileName(file)[..^PidSuffix.Length];
             var socket = Path.Combine(runDir, slot + ".sock");
-            if (int.TryParse(File.ReadAllText(file).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && pid > 0
-                && ProcessTable.ReadCommandLine(pid).Any(a => a.Contains(socket, StringComparison.Ordinal)))
+            if (HelperProcessFiles.ReadPid(file) is { } pid)
             {
-                ProcessTable.Signal(pid, Posix.SIGKILL);
-                await ProcessTable.ReapAsync(pid, TimeSpan.FromSeconds(2));
-            }
-            if (pid > 0)
+                if (ProcessTable.ReadCommandLine(pid).Any(a => a.Contains(socket, StringComparison.Ordinal)))
+                {
+                    ProcessTable.Signal(pid, Posix.SIGKILL);
+                    await ProcessTable.ReapAsync(pid, TimeSpan.FromSeconds(2));
+                }
                 ProcessTable.TakeExit(pid); // also when it ended on its own (it exits when QEMU disconnects) and was reaped already
+            }
             File.Delete(file);
         }
     }
@@ -111,6 +112,6 @@ public static class VirtiofsDaemons
     public static IReadOnlyList<int> LivePids(string runDir) =>
         !Directory.Exists(runDir) ? [] :
         [.. Directory.EnumerateFiles(runDir, "*" + PidSuffix)
-            .Select(f => int.TryParse(File.ReadAllText(f).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var p) ? p : 0)
+            .Select(f => HelperProcessFiles.ReadPid(f) ?? 0)
             .Where(p => p > 0 && ProcessTable.IsAlive(p) && ProcessTable.ReadState(p) != 'Z')];
 }

@@ -213,7 +213,7 @@ public sealed partial class VmRuntime(
             await ProcessTable.ReapAsync(pid, TimeSpan.FromSeconds(2));
             ProcessTable.TakeExit(pid);
             await CleanupAsync(vmId, spec);
-            throw QemuFailed(vmId, ReadLogTail(qemuLog, logOffset));
+            throw QemuFailed(vmId, HelperProcessFiles.ReadTail(qemuLog, logOffset, maxBytes: 4096));
         }
         if (monitor.Status == VmStatus.Unresponsive)
         {
@@ -518,7 +518,7 @@ public sealed partial class VmRuntime(
         var runDir = RunDirOf(vmId);
         var qmpSocket = Path.Combine(runDir, "qmp.sock");
         var record = ReadRunRecord(runDir);
-        var pid = ReadPidFile(Path.Combine(runDir, "qemu.pid")) ?? record?.Pid;
+        var pid = HelperProcessFiles.ReadPid(Path.Combine(runDir, "qemu.pid")) ?? record?.Pid;
         if (pid is null)
             return false;
         if (!ProcessTable.IsAlive(pid.Value) || !IsOurQemu(pid.Value, qmpSocket)
@@ -754,15 +754,6 @@ public sealed partial class VmRuntime(
     private static bool IsOurQemu(int pid, string qmpSocket) =>
         ProcessTable.ReadCommandLine(pid).Any(arg => arg.Contains(qmpSocket + ",", StringComparison.Ordinal) || arg.EndsWith(qmpSocket, StringComparison.Ordinal));
 
-    private static int? ReadPidFile(string path)
-    {
-        try
-        {
-            return int.TryParse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && pid > 0 ? pid : null;
-        }
-        catch (IOException) { return null; }
-    }
-
     private static void WriteRunRecord(string runDir, RunRecord record) =>
         Durable.WriteAtomically(Path.Combine(runDir, "run.json"), JsonSerializer.SerializeToUtf8Bytes(record, RunJsonContext.Default.RunRecord));
 
@@ -786,18 +777,6 @@ public sealed partial class VmRuntime(
         {
             Log.CleanupFailed(logger, vmId, runDir, e.Message);
         }
-    }
-
-    private static string ReadLogTail(string path, long offset)
-    {
-        try
-        {
-            using var stream = File.OpenRead(path);
-            stream.Seek(Math.Max(offset, stream.Length - 4096), SeekOrigin.Begin);
-            using var reader = new StreamReader(stream);
-            return reader.ReadToEnd().Trim();
-        }
-        catch (IOException) { return ""; }
     }
 
     private static AgentProblemException QemuFailed(long vmId, string log)
