@@ -30,21 +30,9 @@ public sealed class DebianGuestTests(ITestOutputHelper output)
         using var agent = await AgentProcess.StartAsync(DebianGuest.RepoRoot);
         var client = agent.Client;
         var image = (await client.CreateImageAsync(new ImageSpec { Name = "debian-guest.qcow2", SourcePath = DebianGuest.Disk })).Value;
-        var spec = new VmSpec
-        {
-            Name = Specs.UniqueName("deb"),
-            Kvm = false,
-            Cpu = new CpuSpec { Cores = 2 },
-            Memory = new MemorySpec { SizeMib = 1024 },
-            Display = new DisplaySpec { Vga = "none", Vnc = false },
-            Kernel = DebianGuest.Kernel,
-            Initrd = DebianGuest.Initrd,
-            Cmdline = DebianGuest.Cmdline,
-            Disks = new() { ["virtio0"] = new DiskSpec { ImageId = image.ImageId, LinkedClone = true } },
-            NetworkInterfaces = new() { ["net0"] = new NicSpec() },
-            Agent = new AgentSpec { Enabled = true },
-            WaitForIp = new WaitForIpSpec { TimeoutSeconds = 300 },
-        };
+        var spec = DebianGuest.Spec(Specs.UniqueName("deb"), image.ImageId!);
+        spec.Agent = new AgentSpec { Enabled = true };
+        spec.WaitForIp = new WaitForIpSpec { TimeoutSeconds = 300 };
 
         // Create through the providers' shared lifecycle: it returns only once wait_for_ip saw the address.
         var clock = Stopwatch.StartNew();

@@ -33,25 +33,13 @@ public sealed class VirtiofsDebianTests(ITestOutputHelper output) : IAsyncLifeti
         var client = _agent.Client;
         await File.WriteAllTextAsync(Path.Combine(_share, "from-host.txt"), "host-says-hello\n");
         var image = (await client.CreateImageAsync(new ImageSpec { Name = "debian-guest.qcow2", SourcePath = DebianGuest.Disk })).Value;
-        var spec = new VmSpec
+        var spec = DebianGuest.Spec(Specs.UniqueName("vfs"), image.ImageId!);
+        spec.SharedDirs = new() { ["virtiofs0"] = new SharedDirSpec { Path = _share, Tag = "hostdata" } };
+        spec.CloudInit = new CloudInitSpec
         {
-            Name = Specs.UniqueName("vfs"),
-            Kvm = false,
-            Cpu = new CpuSpec { Cores = 2 },
-            Memory = new MemorySpec { SizeMib = 1024 },
-            Display = new DisplaySpec { Vga = "none", Vnc = false },
-            Kernel = DebianGuest.Kernel,
-            Initrd = DebianGuest.Initrd,
-            Cmdline = DebianGuest.Cmdline,
-            Disks = new() { ["virtio0"] = new DiskSpec { ImageId = image.ImageId, LinkedClone = true } },
-            NetworkInterfaces = new() { ["net0"] = new NicSpec() },
-            SharedDirs = new() { ["virtiofs0"] = new SharedDirSpec { Path = _share, Tag = "hostdata" } },
-            CloudInit = new CloudInitSpec
-            {
-                UserData = "#cloud-config\nruncmd:\n" +
-                    "  - [sh, -c, 'modprobe virtiofs; mkdir -p /mnt/h && mount -t virtiofs hostdata /mnt/h && " +
-                    "cat /mnt/h/from-host.txt > /mnt/h/from-guest.txt && uname -r >> /mnt/h/from-guest.txt']\n",
-            },
+            UserData = "#cloud-config\nruncmd:\n" +
+                "  - [sh, -c, 'modprobe virtiofs; mkdir -p /mnt/h && mount -t virtiofs hostdata /mnt/h && " +
+                "cat /mnt/h/from-host.txt > /mnt/h/from-guest.txt && uname -r >> /mnt/h/from-guest.txt']\n",
         };
         var vm = (await client.CreateVmAsync(spec)).Value;
         var id = vm.VmId!.Value;

@@ -26,20 +26,9 @@ public sealed class DebianSnapshotTests(ITestOutputHelper output) : IAsyncLifeti
     {
         var client = _agent.Client;
         var image = (await client.CreateImageAsync(new ImageSpec { Name = "debian-guest.qcow2", SourcePath = DebianGuest.Disk })).Value;
-        var vm = (await client.CreateVmAsync(new VmSpec
-        {
-            Name = Specs.UniqueName("debsnap"),
-            Kvm = false,
-            Cpu = new CpuSpec { Cores = 2 },
-            Memory = new MemorySpec { SizeMib = 1024 },
-            Display = new DisplaySpec { Vga = "none", Vnc = false },
-            Kernel = DebianGuest.Kernel,
-            Initrd = DebianGuest.Initrd,
-            Cmdline = DebianGuest.Cmdline,
-            Disks = new() { ["virtio0"] = new DiskSpec { ImageId = image.ImageId, LinkedClone = true } },
-            NetworkInterfaces = new() { ["net0"] = new NicSpec() },
-            Agent = new AgentSpec { Enabled = true },
-        })).Value;
+        var spec = DebianGuest.Spec(Specs.UniqueName("debsnap"), image.ImageId!);
+        spec.Agent = new AgentSpec { Enabled = true };
+        var vm = (await client.CreateVmAsync(spec)).Value;
         var id = vm.VmId!.Value;
         var guest = new GuestAgents(new AgentOptions { RunDir = _agent.RunDir });
         var booted = await Eventually.TrueAsync(() => guest.PingAsync(id), TimeSpan.FromMinutes(5), "the guest agent answering");
