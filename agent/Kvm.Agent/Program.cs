@@ -3,6 +3,7 @@ using Kvm.Agent.Addresses;
 using Kvm.Agent.Host;
 using Kvm.Agent.Http;
 using Kvm.Agent.Images;
+using Kvm.Agent.Migration;
 using Kvm.Agent.Networks;
 using Kvm.Agent.Snapshots;
 using Kvm.Agent.Storage;
@@ -29,6 +30,7 @@ public static class Features
         services.AddNetworking(new NetworkOptions { DataDir = options.DataDir, RunDir = options.RunDir, AllowHostNat = options.AllowHostNat }); // bridges, taps, dnsmasq, NAT
         services.AddGuestAddresses();                                          // QEMU guest agents, DHCP leases, neighbours → addresses
         services.AddSnapshots();                                               // qcow2 internal snapshots of VMs, rollback
+        services.AddMigration();                                               // VMs moved to and from other agents, live or cold
     }
 
     /// <summary>Middleware, then endpoints.</summary>
@@ -43,12 +45,14 @@ public static class Features
         app.MapNetworks();         // /v1/networks
         app.MapGuestAddresses();   // /v1/vms/{vm_id}/addresses, /v1/vms/{vm_id}/agent
         app.MapSnapshots();        // /v1/vms/{vm_id}/snapshots, rollback
+        app.MapMigration();        // /v1/vms/{vm_id}/migration/*, /v1/migrations/incoming
     }
 
     /// <summary>Work before the first request: load definitions, adopt running VMs.</summary>
     public static async Task PrepareAsync(WebApplication app, CancellationToken cancellationToken)
     {
         await app.LoadVmsAsync(cancellationToken);
+        await app.Services.GetRequiredService<Migrations>().AbortLeftoversAsync(cancellationToken); // incoming VMs a previous agent did not complete
         await app.Services.GetRequiredService<Bridges>().AdoptServicesAsync(cancellationToken); // dnsmasqs outlive the agent too
         app.Services.GetRequiredService<Autostart>().StartInBackground();                        // onboot VMs, in order, once bridges are up
     }

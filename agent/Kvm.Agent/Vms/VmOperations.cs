@@ -228,9 +228,18 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
     public async Task DeleteAsync(long vmId, bool force, bool stop, TimeSpan shutdownTimeout, CancellationToken cancellationToken)
     {
         using var held = await locks.AcquireAsync(vmId, cancellationToken);
+        await DeleteHeldAsync(vmId, force, stop, shutdownTimeout, cancellationToken);
+    }
+
+    /// <summary>
+    /// <see cref="DeleteAsync"/> for a caller that holds the VM's lock already. <paramref name="migratedAway"/>: the VM
+    /// now lives on another host (a finished migration), so protection does not keep this copy.
+    /// </summary>
+    public async Task DeleteHeldAsync(long vmId, bool force, bool stop, TimeSpan shutdownTimeout, CancellationToken cancellationToken, bool migratedAway = false)
+    {
         var stored = store.Get(vmId);
         var spec = Defaults.Apply(stored.Spec);
-        if (spec.Protection == true)
+        if (spec.Protection == true && !migratedAway)
             throw new AgentProblemException(409, ProblemTypes.Protected, "Protected",
                 $"VM {vmId} has protection on; set protection = false first.");
         services.GetService<VmClones>()?.RefuseDeleteWhileLinked(vmId);

@@ -160,13 +160,15 @@ public sealed partial class VmRuntime(
         }
     }
 
-    private async Task LaunchAsync(long vmId, VmSpec userSpec, VmSpec spec, Stopwatch clock, CancellationToken cancellationToken)
+    private async Task LaunchAsync(long vmId, VmSpec userSpec, VmSpec spec, Stopwatch clock, CancellationToken cancellationToken, bool incoming = false)
     {
         var paths = await ResolvePathsAsync(vmId, spec, cancellationToken);
         var accelerator = AcceleratorFor(spec);
         // The builder validates what the user set and applies the defaults itself: an effective spec would
         // carry inline-only defaults (format, pool) onto volume disks and fail the cross-field rules.
         var argv = QemuCommand.Build(userSpec, facts, paths);
+        if (incoming)
+            argv = QemuCommand.WithIncoming(argv); // a migration target: QEMU waits for the source's state
 
         PrepareRunDir(paths);
         var qemuLog = QemuLogPath(vmId);
@@ -226,7 +228,7 @@ public sealed partial class VmRuntime(
         _lastStatus.TryRemove(vmId, out _);
         _ = WhenExitedAsync(monitor);
         await PostStartAsync(monitor, userSpec, cancellationToken);
-        if (spec.PowerState == "paused")
+        if (spec.PowerState == "paused" && !incoming)
             await SuspendAsync(vmId, cancellationToken);
         Log.VmStarted(logger, vmId, pid, accelerator, clock.ElapsedMilliseconds);
     }
