@@ -1,0 +1,214 @@
+using System.Globalization;
+using System.Net;
+using Kvm.Agent.Host;
+using Kvm.Agent.Tests.Support;
+using Kvm.Client;
+using Kvm.Client.Operations;
+using Kvm.Model;
+
+namespace Kvm.Agent.Tests.Migration;
+
+/// <summary>
+/// Migration between two real agents on loopback (separate data and run directories), with real QEMU (TCG), real NBD
+/// exports and real qemu-img: a running kernel guest moves live with its disk and is not rebooted, a stopped UEFI VM moves
+/// cold with its disk and EFI variable store, refusals change nothing on either host, and an abort leaves nothing behind.
+/// </summary>
+[Collection("qemu")]
+public sealed class MigrationTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Boot = TimeSpan.FromSeconds(60);
+    private TestAgent _source = null!;
+    private TestAgent _target = null!;
+
+    public async Task InitializeAsync()
+    {
+        _source = await TestAgent.StartAsync();
+        _target = await TestAgent.StartAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _source.DisposeAsync();
+        await _target.DisposeAsync();
+    }
+
+    private static long NewId() => Random.Shared.NextInt64(10_000, 900_000_000);
+
+    private static string Pool(TestAgent agent) => Path.Combine(agent.DataDir, "pools", "default");
+
+    private static string Disk(TestAgent agent, long id, string slot = "scsi0") => Path.Combine(Pool(agent), $"vm-{id}-disk-{slot}.qcow2");
+
+    private static string EfiVars(TestAgent agent, long id) => Path.Combine(agent.DataDir, "vms", $"{id.ToString(CultureInfo.InvariantCulture)}.efivars.fd");
+
+    private static VmSpec KernelGuest(long id, string power = "running") => new()
+    {
+        VmId = id,
+        Name = Specs.UniqueName("mig"),
+        Memory = new MemorySpec { SizeMib = 128 },
+        Display = new DisplaySpec { Vga = "none", Vnc = false },
+        Kernel = TestGuest.Kernel,
+        Initrd = TestGuest.Initrd,
+        Cmdline = "console=ttyS0 panic=-1", // no kvmtest=poweroff: the guest stays up
+        Disks = new() { ["scsi0"] = new DiskSpec { SizeGib = 1 } },
+        PowerState = power,
+        Migration = new MigrationSpec { Enabled = true },
+    };
+
+    private static async Task<CommandResult> RunAsync(params string[] argv) => await new CommandRunner().RunAsync(argv, TimeSpan.FromSeconds(60));
+
+    private static async Task WriteAsync(string image, byte pattern, string at = "0")
+    {
+        var result = await RunAsync("qemu-io", "-f", "qcow2", "-c", $"write -P 0x{pattern:x2} {at} 64k", image);
+        Assert.True(result.Ok, result.StdErr);
+    }
+
+    private static async Task<bool> HoldsAsync(string image, byte pattern, string at = "0")
+    {
+        var result = await RunAsync("qemu-io", "-U", "-r", "-f", "qcow2", "-c", $"read -P 0x{pattern:x2} {at} 64k", image);
+        return result.Ok && !(result.StdOut + result.StdErr).Contains("Pattern verification failed", StringComparison.Ordinal);
+    }
+
+    private static string Serial(Vm vm) => File.Exists(vm.SerialLog) ? File.ReadAllText(vm.SerialLog) : "";
+
+    [Fact]
+    public async Task ARunningVmMovesLiveWithItsDiskWithoutARebootAndNothingStaysOnTheSource()
+    {
+        var id = NewId();
+        await _source.Client.CreateVmAsync(KernelGuest(id, power: "stopped"));
+        await WriteAsync(Disk(_source, id), 0xab);
+        var running = await _source.Client.StartVmAsync(id);
+        await Eventually.TrueAsync(() => Serial(running).Contains("KVM-TEST-GUEST-BOOTED", StringComparison.Ordinal), Boot, "the guest booted on the source");
+        var sourcePid = (int)running.Pid!.Value;
+
+        var moved = await VmMigration.MigrateAsync(_source.Client, _target.Client, id, online: true, TimeSpan.FromMinutes(5), CancellationToken.None);
+
+        Assert.Equal(id, moved.VmId);
+        Assert.Equal("running", moved.Status);
+        var onTarget = (await _target.Client.GetVmAsync(id)).Value;
+        Assert.Equal("running", onTarget.Status);
+        Assert.Equal(running.Name, onTarget.Name);
+        Assert.True(await HoldsAsync(Disk(_target, id), 0xab), "the disk content arrived on the target");
+        // The guest's memory came along: the target's QEMU never booted a kernel (its serial log stays free of a boot).
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.Equal("running", (await _target.Client.GetVmAsync(id)).Value.Status);
+        Assert.DoesNotContain("Linux version", Serial(onTarget), StringComparison.Ordinal);
+        // Nothing stays on the source: no VM, no QEMU, no disk.
+        Assert.Null(await _source.Client.FindVmAsync(id));
+        Assert.False(ProcessTable.IsAlive(sourcePid) && ProcessTable.ReadCommandLine(sourcePid).Any(a => a.Contains(_source.RunDir, StringComparison.Ordinal)), "the source QEMU is gone");
+        Assert.False(File.Exists(Disk(_source, id)));
+        // The VM is an ordinary VM on the target: it stops and deletes.
+        await _target.Client.DeleteVmAsync(id, RunningVmDeletion.Force);
+        Assert.False(File.Exists(Disk(_target, id)));
+    }
+
+    [Fact]
+    public async Task AStoppedUefiVmMovesColdWithItsDiskAndEfiVarsAndStaysStopped()
+    {
+        var id = NewId();
+        var spec = KernelGuest(id, power: "stopped");
+        spec.Firmware = new FirmwareSpec { Type = "uefi" };
+        spec.Disks!["virtio1"] = new DiskSpec { SizeGib = 2, Format = "raw" };
+        await _source.Client.CreateVmAsync(spec);
+        await WriteAsync(Disk(_source, id), 0x5a, "1M");
+        var raw = Path.Combine(Pool(_source), $"vm-{id}-disk-virtio1.raw");
+        Assert.True((await RunAsync("qemu-io", "-f", "raw", "-c", "write -P 0x33 0 64k", raw)).Ok);
+        var efi = await File.ReadAllBytesAsync(EfiVars(_source, id));
+
+        var moved = await VmMigration.MigrateAsync(_source.Client, _target.Client, id, online: true, TimeSpan.FromMinutes(5), CancellationToken.None);
+
+        Assert.Equal("stopped", moved.Status);
+        Assert.True(await HoldsAsync(Disk(_target, id), 0x5a, "1M"));
+        var rawTarget = Path.Combine(Pool(_target), $"vm-{id}-disk-virtio1.raw");
+        var read = await RunAsync("qemu-io", "-r", "-f", "raw", "-c", "read -P 0x33 0 64k", rawTarget);
+        Assert.True(read.Ok && !read.StdOut.Contains("failed", StringComparison.Ordinal), read.StdOut);
+        Assert.Equal(2L << 30, new FileInfo(rawTarget).Length);
+        Assert.Equal(efi, await File.ReadAllBytesAsync(EfiVars(_target, id)));
+        Assert.Null(await _source.Client.FindVmAsync(id));
+        Assert.False(File.Exists(Disk(_source, id)));
+        Assert.False(File.Exists(raw));
+        Assert.False(File.Exists(EfiVars(_source, id)));
+        // Not locked any more: it starts on the target like any VM.
+        Assert.Equal("running", (await _target.Client.StartVmAsync(id)).Status);
+        await _target.Client.DeleteVmAsync(id, RunningVmDeletion.Force);
+    }
+
+    [Fact]
+    public async Task ARefusedMigrationChangesNothingOnEitherHost()
+    {
+        // vm_id taken on the target.
+        var id = NewId();
+        await _source.Client.CreateVmAsync(KernelGuest(id, power: "stopped"));
+        var other = KernelGuest(id, power: "stopped");
+        other.Disks = null;
+        await _target.Client.CreateVmAsync(other);
+        var sourceBefore = _source.Listing();
+        var targetBefore = _target.Listing();
+        var taken = await Assert.ThrowsAsync<KvmApiException>(() => VmMigration.MigrateAsync(_source.Client, _target.Client, id, online: true, null, CancellationToken.None));
+        Assert.Equal(HttpStatusCode.Conflict, taken.Status);
+        Assert.Contains("taken", taken.Message, StringComparison.Ordinal);
+        Assert.Equal(sourceBefore, _source.Listing());
+        Assert.Equal(targetBefore, _target.Listing());
+        // The source VM is not left locked: it starts and stops at once.
+        Assert.Equal("running", (await _source.Client.StartVmAsync(id)).Status);
+        await _source.Client.StopVmAsync(id);
+
+        // A TPM is not carried: the source refuses before anything happens, with the attribute path.
+        var tpmId = NewId();
+        var withTpm = KernelGuest(tpmId, power: "stopped");
+        withTpm.Tpm = new TpmSpec();
+        await _source.Client.CreateVmAsync(withTpm);
+        sourceBefore = _source.Listing();
+        var refused = await Assert.ThrowsAsync<KvmApiException>(() => VmMigration.MigrateAsync(_source.Client, _target.Client, tpmId, online: true, null, CancellationToken.None));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.Status);
+        Assert.Contains(refused.Errors, e => e.Attribute == "tpm");
+        Assert.Equal(sourceBefore, _source.Listing());
+        Assert.Null(await _target.Client.FindVmAsync(tpmId));
+
+        // A bridge the target does not have.
+        var netId = NewId();
+        var bridged = KernelGuest(netId, power: "stopped");
+        bridged.NetworkInterfaces = new() { ["net0"] = new NicSpec { Bridge = "kvmnobr" + netId % 1000 } };
+        var plan = new MigrationPlan { VmId = netId, Spec = bridged, Online = false, Disks = new() { ["scsi0"] = new MigrationDisk { Format = "qcow2", VirtualSize = 1L << 30 } } };
+        targetBefore = _target.Listing();
+        var noBridge = await Assert.ThrowsAsync<KvmApiException>(() => _target.Client.CreateIncomingMigrationAsync(plan));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, noBridge.Status);
+        Assert.Contains(noBridge.Errors, e => e.Attribute == "network_interfaces[\"net0\"].bridge");
+        Assert.Equal(targetBefore, _target.Listing());
+    }
+
+    [Fact]
+    public async Task AnAbortedLiveMigrationLeavesNothingOnTheTargetAndTheSourceRunsOn()
+    {
+        var id = NewId();
+        var created = (await _source.Client.CreateVmAsync(KernelGuest(id))).Value;
+        await Eventually.TrueAsync(() => Serial(created).Contains("KVM-TEST-GUEST-BOOTED", StringComparison.Ordinal), Boot, "the guest booted on the source");
+        var targetBefore = _target.Listing();
+
+        var plan = await _source.Client.PrepareMigrationAsync(id, online: true);
+        Assert.True(plan.Online);
+        // While prepared, the VM is locked on the source: other operations are refused as busy, not queued forever.
+        var incoming = await _target.Client.CreateIncomingMigrationAsync(plan);
+        Assert.Equal("127.0.0.1", incoming.Address);
+        Assert.True(incoming.MigrationPort > 0);
+        Assert.Equal("drive-scsi0", incoming.Exports["scsi0"]);
+        var waiting = (await _target.Client.GetVmAsync(id)).Value;
+        Assert.Equal("paused", waiting.Status); // QEMU waits for the stream (-incoming defer)
+        var incomingPid = (int)waiting.Pid!.Value;
+        Assert.Contains("-incoming", ProcessTable.ReadCommandLine(incomingPid));
+        var busy = await Assert.ThrowsAsync<KvmApiException>(() => _target.Client.StartVmAsync(id));
+        Assert.Equal(HttpStatusCode.Conflict, busy.Status);
+
+        await _target.Client.AbortIncomingMigrationAsync(id);
+        await _source.Client.CancelMigrationAsync(id);
+
+        Assert.Null(await _target.Client.FindVmAsync(id));
+        Assert.False(ProcessTable.IsAlive(incomingPid) && ProcessTable.ReadCommandLine(incomingPid).Any(a => a.Contains(_target.RunDir, StringComparison.Ordinal)));
+        Assert.Equal(targetBefore, _target.Listing().Where(p => !p.Contains("/logs/", StringComparison.Ordinal) && !p.EndsWith("/logs/", StringComparison.Ordinal) && !p.Contains("/migrations/", StringComparison.Ordinal) && !p.EndsWith("/migrations/", StringComparison.Ordinal)).ToList());
+        Assert.False(File.Exists(Disk(_target, id)));
+        var source = (await _source.Client.GetVmAsync(id)).Value;
+        Assert.Equal("running", source.Status);
+        Assert.Equal(created.Pid, source.Pid);
+        // Unlocked again.
+        await _source.Client.StopVmAsync(id);
+    }
+}
