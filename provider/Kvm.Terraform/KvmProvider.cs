@@ -295,23 +295,41 @@ public sealed class KvmProvider(IProviderBackend backend)
         }
 
         var priorId = ModelValues.StringAttr(prior, TerraformSchema.Id) ?? operations.IdOf(priorJson!);
+        var priorHost = ModelValues.StringAttr(prior, TerraformSchema.Host) ?? "";
+        var mover = priorHost != plannedHost ? operations as IMovableOperations : null; // the plan allowed a host change: a migration
         try
         {
             using var timeout = Linked(cancellationToken, Timeout(planned, "update", DefaultUpdateTimeout));
-            var updated = await operations.UpdateAsync(plannedHost, priorId, priorJson!, desired, timeout.Token).ConfigureAwait(false);
+            JsonObject updated;
+            try
+            {
+                updated = mover is null
+                    ? await operations.UpdateAsync(plannedHost, priorId, priorJson!, desired, timeout.Token).ConfigureAwait(false)
+                    : await mover.MoveAsync(priorHost, plannedHost, priorId, priorJson!, desired, timeout.Token).ConfigureAwait(false);
+            }
+            catch (MigrationSourceCleanupException e)
+            {
+                response.Diagnostics.Add(Diagnostics.Warning("The old host still has a copy of the VM", e.Message));
+                updated = await operations.UpdateAsync(plannedHost, priorId, priorJson!, desired, timeout.Token).ConfigureAwait(false);
+            }
             response.NewState = Encode(ToState(resource, updated, planned), resource.Type);
         }
         catch (Exception e)
         {
-            response.Diagnostics.AddRange(Failure($"Updating {request.TypeName} {priorId} failed", e));
-            response.NewState = await StateAfterFailureAsync(resource, operations, plannedHost, priorId, prior, cancellationToken).ConfigureAwait(false);
+            response.Diagnostics.AddRange(Failure($"{(mover is null ? "Updating" : "Migrating")} {request.TypeName} {priorId} failed", e));
+            // After a failed migration the VM is on one of the two hosts: the old one unless the move got through (the new
+            // host is only asked when the old one no longer has it: a VM of the same vm_id there may be another one).
+            response.NewState = mover is null
+                ? await StateAfterFailureAsync(resource, operations, plannedHost, priorId, prior, cancellationToken).ConfigureAwait(false)
+                : await StateAfterFailureAsync(resource, operations, priorHost, priorId, prior, cancellationToken, orNull: true).ConfigureAwait(false)
+                    ?? await StateAfterFailureAsync(resource, operations, plannedHost, priorId, planned, cancellationToken).ConfigureAwait(false);
         }
         return response;
     }
 
     // Whatever part of a failed update was applied is real: record it, so the next plan shows what is left.
-    private async Task<DynamicValue> StateAfterFailureAsync(
-        TfResourceType resource, IResourceOperations operations, string host, string id, CtyValue prior, CancellationToken cancellationToken)
+    private async Task<DynamicValue?> StateAfterFailureAsync(
+        TfResourceType resource, IResourceOperations operations, string host, string id, CtyValue prior, CancellationToken cancellationToken, bool orNull = false)
     {
         try
         {
@@ -319,6 +337,8 @@ public sealed class KvmProvider(IProviderBackend backend)
             var json = await operations.ReadAsync(host, id, timeout.Token).ConfigureAwait(false);
             if (json is not null)
                 return Encode(ToState(resource, json, prior), resource.Type);
+            if (orNull)
+                return null; // not there: the caller looks elsewhere
         }
         catch (Exception)
         {

@@ -36,7 +36,12 @@ public static class Planner
         var planned = PlanUpdate(resource, config, prior);
         var replace = new List<AttrPath>();
         if (!Equals(ModelValues.StringAttr(prior, TerraformSchema.Host), ModelValues.StringAttr(planned, TerraformSchema.Host)))
-            replace.Add(AttrPath.Root.Attr(TerraformSchema.Host));
+        {
+            if (MigrationPlan.Moves(resource, operations, planned))
+                diagnostics.AddRange(MigrationPlan.Diagnostics(resource, prior, planned));
+            else
+                replace.Add(AttrPath.Root.Attr(TerraformSchema.Host));
+        }
 
         var priorJson = ModelValues.ToModelJson(prior, resource.Block.Attributes).Json;
         var plannedModel = ModelValues.ToModelJson(planned, resource.Block.Attributes);

@@ -55,7 +55,7 @@ public static class TerraformSchema
     private static readonly Dictionary<string, Func<TfResourceType>> ResourceFactories = new(StringComparer.Ordinal)
     {
         ["kvm_vm"] = () => Resource(typeof(Vm), "vm_id", ["serial_log", "mac_addresses", "accelerator"], timeouts: true,
-            new Dictionary<string, string[]> { ["mac_addresses"] = ["network_interfaces", "vm_id"], ["accelerator"] = ["kvm"] }),
+            new Dictionary<string, string[]> { ["mac_addresses"] = ["network_interfaces", "vm_id"], ["accelerator"] = ["kvm", Host], ["serial_log"] = [Host] }),
         ["kvm_volume"] = () => Resource(typeof(Volume), "volume_id", ["volume_id", "path"], timeouts: false),
         ["kvm_image"] = () => Resource(typeof(Image), "image_id", ["image_id", "path", "format", "virtual_size_bytes", "size_bytes", "sha256"], timeouts: false),
         ["kvm_storage_pool"] = () => Resource(typeof(StoragePool), "name", ["builtin", "capacity_bytes"], timeouts: false),
@@ -110,7 +110,9 @@ public static class TerraformSchema
             {
                 Name = Host, Type = CtyType.String, Presence = TfPresence.Optional,
                 Description = "Which agent the " + Words(schema.Name) + " lives on: a key of the provider's `hosts` map. " +
-                    "Default: the provider's `endpoint`. Changing it forces replacement.",
+                    "Default: the provider's `endpoint`. " + (model == typeof(Vm)
+                        ? "Changing it replaces the VM, or migrates it when `migration.enabled` is true."
+                        : "Changing it forces replacement."),
             },
         };
         attributes.AddRange(schema.Object.Attributes.Select(a => ResourceAttribute(a, liveWords)));

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Kvm.Model;
 
 namespace Kvm.Client.Operations;
@@ -64,4 +65,17 @@ public static class VmMigration
             // Best effort: the error the caller sees is the one that stopped the migration.
         }
     }
+}
+
+/// <summary>A resource that can move between hosts in place (the VM, with <c>migration.enabled</c>) instead of being replaced.</summary>
+public interface IMovableOperations
+{
+    /// <summary>True when <paramref name="config"/> asks for a host change to move the resource rather than replace it.</summary>
+    bool MovesOnHostChange(JsonObject config);
+
+    /// <summary>
+    /// Moves the resource from <paramref name="fromHost"/> to <paramref name="toHost"/>, then applies <paramref name="config"/> there
+    /// and returns it read back from <paramref name="toHost"/>. A failure before the move completed leaves it on <paramref name="fromHost"/>.
+    /// </summary>
+    Task<JsonObject> MoveAsync(string fromHost, string toHost, string id, JsonObject prior, JsonObject config, CancellationToken cancellationToken);
 }

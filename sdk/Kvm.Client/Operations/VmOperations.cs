@@ -11,7 +11,7 @@ namespace Kvm.Client.Operations;
 /// The VM lifecycle both plugins use: idempotent create, updates that honour <c>update_policy</c>,
 /// drift of the power state on read, graceful delete. Every write is followed by a read-back.
 /// </summary>
-public sealed class VmOperations(IAgentClients agents) : ModelOperations<Vm, VmSpec>("vm_id")
+public sealed partial class VmOperations(IAgentClients agents) : ModelOperations<Vm, VmSpec>("vm_id")
 {
     private const int DefaultShutdownSeconds = 120;
 

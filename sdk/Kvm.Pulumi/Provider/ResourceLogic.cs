@@ -131,12 +131,20 @@ internal static class ResourceLogic
         var hostPath = AttrPath.Root.Attr(ResourceKind.HostField);
         var hostUnknown = news.Unknowns.Contains(hostPath);
         if (hostUnknown || oldHost != newHost)
-            changes[hostPath] = new PropertyChange(hostPath, KindOf(oldHost, newHost), UpdateKind.Replace);
+            changes[hostPath] = new PropertyChange(hostPath, KindOf(oldHost, newHost), !hostUnknown && Migrates(kind, news) ? UpdateKind.Live : UpdateKind.Replace);
 
         var ordered = changes.Values.OrderBy(c => c.Path.ToString(), StringComparer.Ordinal).ToList();
         var replace = ordered.Any(c => c.Replaces);
         var deleteFirst = replace && !hostUnknown && oldHost == newHost && WouldCollide(kind, oldSpec, news);
         return new DiffOutcome(ordered, deleteFirst);
+    }
+
+    /// <summary>A VM whose new inputs say <c>migration.enabled = true</c> (known): a host change migrates it in place.</summary>
+    private static bool Migrates(ResourceKind kind, DecodedProperties news)
+    {
+        var enabled = AttrPath.Root.Attr("migration").Attr("enabled");
+        return kind.ModelType == typeof(Vm) && !news.IsUnknownAt(enabled) && !news.IsUnknownAt(AttrPath.Root.Attr("migration"))
+            && JsonPaths.Get(news.Value, enabled) is JsonValue value && value.TryGetValue<bool>(out var on) && on;
     }
 
     // The replacement is created while the old resource still exists (Pulumi's default order), so a

@@ -238,20 +238,53 @@ public sealed class ResourceProviderService : IDisposable
         var prior = (JsonObject)olds.Value.DeepClone();
         var host = ResourceLogic.TakeHost(prior);
         var config = news.Known();
-        ResourceLogic.TakeHost(config);
+        var newHost = ResourceLogic.TakeHost(config);
         var operations = Operations(kind);
+        // Diff allowed a host change without replacement: the VM migrates (Kvm.Client's VmMigration), then the update applies there.
+        var mover = (newHost ?? "") != (host ?? "") ? operations as IMovableOperations : null;
         using var cancel = Linked(call, request.Timeout);
         JsonObject state;
         try
         {
-            state = await Run(() => operations.UpdateAsync(host ?? "", request.Id, prior, config, cancel.Token), news, host, operations, kind).ConfigureAwait(false);
+            state = await Run(() => mover is null
+                ? operations.UpdateAsync(host ?? "", request.Id, prior, config, cancel.Token)
+                : MoveAsync(mover, operations, host ?? "", newHost ?? "", request.Id, prior, config, request.Urn, cancel.Token), news, host, operations, kind).ConfigureAwait(false);
         }
         catch (GrpcException e) when (!NothingHappened(e.StatusCode) && e.GetDetail<ErrorResourceInitFailed>() is null)
         {
-            throw await PartialUpdateAsync(e, operations, host, request.Id, olds.Value, news, kind).ConfigureAwait(false);
+            // A failed migration leaves the VM on the old host unless it got through; the old host is asked first.
+            var where = mover is not null && await ExistsAsync(operations, host, request.Id).ConfigureAwait(false) == false ? newHost : host;
+            throw await PartialUpdateAsync(e, operations, where, request.Id, olds.Value, news, kind).ConfigureAwait(false);
         }
         await WarnAboutPendingChanges(kind, state, request.Urn).ConfigureAwait(false);
-        return new UpdateResponse { Properties = PropertyCodec.Encode(ResourceLogic.WithHost(state, host), kind.Shape, secrets) };
+        return new UpdateResponse { Properties = PropertyCodec.Encode(ResourceLogic.WithHost(state, mover is null ? host : newHost), kind.Shape, secrets) };
+    }
+
+    private async Task<JsonObject> MoveAsync(IMovableOperations mover, IResourceOperations operations, string from, string to, string id,
+        JsonObject prior, JsonObject config, string urn, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await mover.MoveAsync(from, to, id, prior, config, cancellationToken).ConfigureAwait(false);
+        }
+        catch (MigrationSourceCleanupException e)
+        {
+            await Log.WarningAsync(e.Message, urn).ConfigureAwait(false);
+            return await operations.UpdateAsync(to, id, prior, config, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<bool?> ExistsAsync(IResourceOperations operations, string? host, string id)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            return await operations.ReadAsync(host ?? "", id, timeout.Token).ConfigureAwait(false) is not null;
+        }
+        catch (Exception e) when (e is HttpRequestException or KvmApiException or OperationCanceledException)
+        {
+            return null;
+        }
     }
 
     internal async Task<Empty> DeleteAsync(DeleteRequest request, GrpcCallContext call)
