@@ -47,6 +47,17 @@ public static class AgentApiDocument
         new("delete", "/v1/vms/{vm_id}/snapshots/{name}", "deleteSnapshot", "Delete a snapshot from every image that holds it (one that does not exist is success).", Success: 204, Problems: [404, 409], Tag: "snapshots"),
         new("post", "/v1/vms/{vm_id}/snapshots/{name}/rollback", "rollbackSnapshot", "Return the VM to the snapshot. With memory: QEMU loads it (starting the VM first when stopped) and runs on from the saved moment. Disks only: the VM is stopped, its images reverted, and started again when start (default: when it was running).",
             Response: "Vm", Query: ["start"], Problems: [404, 409], Tag: "snapshots"),
+        new("post", "/v1/vms/{vm_id}/migration/prepare", "prepareMigration", "Source side of a migration: check the VM can move (no TPM, passthrough, shared directories, host devices, volumes, linked clones or snapshots), lock it until finish or cancel, and describe what the target must make (the stored spec, inline disk sizes, EFI store size, QEMU version).",
+            "MigrationPrepareRequest", "MigrationPlan", Problems: [404, 409, 422], Tag: "migration"),
+        new("post", "/v1/vms/{vm_id}/migration/send", "sendMigration", "Copy the prepared VM to the target: live (disks mirrored over NBD, then QEMU migrates memory; the VM ends paused here) or cold (qemu-img convert into the target's NBD exports; a running VM with online=false is shut down first). Bounded by timeout_seconds (default 1 h); a failure ends the block jobs.",
+            "MigrationSendRequest", "MigrationSendResult", Problems: [400, 404, 409, 422, 500], Tag: "migration"),
+        new("post", "/v1/vms/{vm_id}/migration/finish", "finishMigration", "After the target completed: delete the VM here (its paused QEMU, definition, inline disks, EFI store) and release the lock.", Success: 204, Problems: [404, 409], Tag: "migration"),
+        new("post", "/v1/vms/{vm_id}/migration/cancel", "cancelMigration", "Give the VM back: end block jobs, resume it (or start it again) as it was, release the lock. Nothing to cancel is success.", Success: 204, Problems: [404], Tag: "migration"),
+        new("post", "/v1/migrations/incoming", "createIncomingMigration", "Target side: make the VM (same vm_id) locked in an incoming state with empty disks of the source's sizes, and export them over NBD on the address this request arrived on (live: QEMU started with -incoming defer; cold: a qemu-storage-daemon). A failure leaves nothing behind.",
+            "MigrationPlan", "IncomingMigration", 201, Problems: [400, 409, 422, 500], Tag: "migration"),
+        new("post", "/v1/migrations/incoming/{vm_id}/complete", "completeIncomingMigration", "The source has sent everything: stop the exports and let the VM run (live), or start it when it ran before (cold); it is an ordinary VM from now on.",
+            Response: "Vm", Problems: [404, 409], Tag: "migration"),
+        new("delete", "/v1/migrations/incoming/{vm_id}", "abortIncomingMigration", "Remove the incoming VM and everything made for it (QEMU or storage daemon, disks, EFI store, definition). Nothing to abort is success.", Success: 204, Tag: "migration"),
         new("get", "/v1/volumes", "listVolumes", "Every volume of every pool.", Response: "Volume[]", Tag: "storage"),
         new("post", "/v1/volumes", "createVolume", "Create a volume.", "VolumeSpec", "Volume", 201, Headers: ["Idempotency-Key"], Problems: [400, 409, 422, 507], Tag: "storage"),
         new("get", "/v1/volumes/{pool}/{name}", "getVolume", "One volume.", Response: "Volume", Problems: [404], Tag: "storage"),
@@ -100,6 +111,17 @@ public static class AgentApiDocument
         schemas["GuestAgentInfo"] = Obj(("vm_id", new JsonObject { ["type"] = "integer" }), ("agent_version", Str("Version of qemu-guest-agent.")),
             ("hostname", Str("The guest's host name.")), ("os_name", Str("Operating system (pretty name).")), ("os_version", Str("OS version id.")),
             ("kernel_release", Str("Kernel release.")), ("supported_commands", new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["type"] = "string" } }));
+        static JsonObject Int() => new() { ["type"] = "integer" };
+        schemas["MigrationPrepareRequest"] = Obj(("online", new JsonObject { ["type"] = "boolean", ["default"] = true, ["description"] = "Migrate a running VM live; false: shut it down and copy it cold." }));
+        schemas["MigrationDisk"] = Obj(("format", Str("Image format: qcow2, raw or vmdk.")), ("virtual_size", Int()));
+        schemas["MigrationPlan"] = Obj(("vm_id", Int()), ("spec", Ref("VmSpec")), ("online", new JsonObject { ["type"] = "boolean" }),
+            ("disks", new JsonObject { ["type"] = "object", ["additionalProperties"] = Ref("MigrationDisk") }), ("efi_vars_size", Int()),
+            ("qemu_version", Str("The source's QEMU version; a live migration needs the same on the target.")), ("start_after", new JsonObject { ["type"] = "boolean" }));
+        schemas["IncomingMigration"] = Obj(("vm_id", Int()), ("address", Str("Where the target listens (the address the request reached).")),
+            ("migration_port", Int()), ("nbd_port", Int()),
+            ("exports", new JsonObject { ["type"] = "object", ["additionalProperties"] = new JsonObject { ["type"] = "string" } }), ("online", new JsonObject { ["type"] = "boolean" }));
+        schemas["MigrationSendRequest"] = Obj(("target", Ref("IncomingMigration")), ("timeout_seconds", new JsonObject { ["type"] = "number" }));
+        schemas["MigrationSendResult"] = Obj(("disk_bytes", Int()), ("ram_bytes", Int()), ("downtime_ms", Int()));
         schemas["ProblemError"] = Obj(("attribute", Str("Attribute path the error concerns (empty: the request).")), ("detail", Str("What is wrong.")));
         schemas["Problem"] = Obj(("type", Str("Stable problem type URI, e.g. https://kvm.dev/problems/validation.")), ("title", Str("Short summary.")),
             ("status", new JsonObject { ["type"] = "integer" }), ("detail", Str("What happened, for people.")), ("instance", Str("The request path.")),

@@ -1,0 +1,78 @@
+using Kvm.Tests.Shared;
+
+namespace Kvm.Terraform.Tests.RealTerraform;
+
+/// <summary>
+/// The real terraform and provider with two real agents (hosts "a" and "b") and real QEMU (TCG): with
+/// <c>migration.enabled</c> a host change is an in-place update that moves the running VM live with its disk; without it,
+/// the same change plans a replacement.
+/// </summary>
+[Collection(TerraformCollection.Name)]
+public class MigrationTests(TerraformFixture terraform)
+{
+    private string Config(AgentProcess a, AgentProcess b, string host, string migration)
+    {
+        var kernel = Environment.GetEnvironmentVariable("KVM_TEST_KERNEL") ?? Path.Combine(terraform.RepoRoot, ".work", "guest", "vmlinuz");
+        var initrd = Environment.GetEnvironmentVariable("KVM_TEST_INITRD") ?? Path.Combine(terraform.RepoRoot, ".work", "guest", "initrd.img");
+        return TerraformWorkspace.Header(a, $"hosts = {{ a = \"{a.Endpoint}\", b = \"{b.Endpoint}\" }}") + $$"""
+            resource "kvm_vm" "m" {
+              host    = "{{host}}"
+              name    = "tf-migrate"
+              kernel  = "{{kernel}}"
+              initrd  = "{{initrd}}"
+              cmdline = "console=ttyS0"
+              memory  = { size_mib = 128 }
+              display = { vga = "none", vnc = false }
+              disks   = { scsi0 = { size_gib = 1 } }
+              update_policy = { shutdown_timeout_seconds = 3 }
+              {{migration}}
+            }
+            """;
+    }
+
+    private CommandResult Run(string dir, params string[] args) => terraform.Run(dir, args);
+
+    [Fact]
+    public async Task A_host_change_with_migration_enabled_moves_the_running_vm_in_place_and_without_it_replaces_it()
+    {
+        using var a = await AgentProcess.StartAsync(terraform.RepoRoot);
+        using var b = await AgentProcess.StartAsync(terraform.RepoRoot, a.Token);
+        const string Enabled = "migration = { enabled = true }";
+        var dir = terraform.NewWorkDirectory(Config(a, b, "a", Enabled));
+        terraform.Init(dir);
+        var apply = Run(dir, "apply", "-auto-approve", "-input=false", "-no-color");
+        Assert.True(apply.ExitCode == 0, apply.Output);
+        var onA = Assert.Single(await a.Client.ListVmsAsync());
+        Assert.Equal("running", onA.Status);
+
+        File.WriteAllText(Path.Combine(dir, "main.tf"), Config(a, b, "b", Enabled));
+        var plan = Run(dir, "plan", "-input=false", "-no-color", "-detailed-exitcode");
+        Assert.True(plan.ExitCode == 2, plan.Output);
+        Assert.Contains("VM will be migrated from \"a\" to \"b\"", plan.Output, StringComparison.Ordinal);
+        Assert.Contains("will be updated in-place", plan.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("must be replaced", plan.Output, StringComparison.Ordinal);
+        Assert.Contains("0 to add, 1 to change, 0 to destroy", plan.Output, StringComparison.Ordinal);
+
+        apply = Run(dir, "apply", "-auto-approve", "-input=false", "-no-color");
+        Assert.True(apply.ExitCode == 0, apply.Output);
+        Assert.Empty(await a.Client.ListVmsAsync());
+        var onB = Assert.Single(await b.Client.ListVmsAsync());
+        Assert.Equal(onA.VmId, onB.VmId);
+        Assert.Equal("running", onB.Status);
+        Assert.True(File.Exists(Path.Combine(b.DataDirectory, "pools", "default", $"vm-{onB.VmId}-disk-scsi0.qcow2")));
+        Assert.False(File.Exists(Path.Combine(a.DataDirectory, "pools", "default", $"vm-{onA.VmId}-disk-scsi0.qcow2")));
+        var empty = Run(dir, "plan", "-input=false", "-no-color", "-detailed-exitcode");
+        Assert.True(empty.ExitCode == 0, "expected no changes after the migration:\n" + empty.Output);
+
+        // Without migration.enabled the same kind of change re-creates the VM.
+        File.WriteAllText(Path.Combine(dir, "main.tf"), Config(a, b, "a", ""));
+        var replace = Run(dir, "plan", "-input=false", "-no-color", "-detailed-exitcode");
+        Assert.True(replace.ExitCode == 2, replace.Output);
+        Assert.Contains("must be replaced", replace.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("will be migrated", replace.Output, StringComparison.Ordinal);
+
+        var destroy = Run(dir, "destroy", "-auto-approve", "-input=false", "-no-color");
+        Assert.True(destroy.ExitCode == 0, destroy.Output);
+        Assert.Empty(await b.Client.ListVmsAsync());
+    }
+}
