@@ -211,4 +211,55 @@ public sealed class MigrationTests : IAsyncLifetime
         // Unlocked again.
         await _source.Client.StopVmAsync(id);
     }
+
+    [Fact]
+    public async Task ARunningVmWithOnlineFalseIsShutDownCopiedColdAndStartedOnTheTarget()
+    {
+        var id = NewId();
+        var spec = KernelGuest(id);
+        spec.UpdatePolicy = new UpdatePolicySpec { ShutdownTimeoutSeconds = 1 }; // the test guest ignores ACPI: stopped by force after 1 s
+        var created = (await _source.Client.CreateVmAsync(spec)).Value;
+        Assert.Equal("running", created.Status);
+
+        var moved = await VmMigration.MigrateAsync(_source.Client, _target.Client, id, online: false, TimeSpan.FromMinutes(5), CancellationToken.None);
+
+        Assert.Equal("running", moved.Status); // started again on the target: a fresh boot there
+        await Eventually.TrueAsync(() => Serial(moved).Contains("KVM-TEST-GUEST-BOOTED", StringComparison.Ordinal), Boot, "the guest booted on the target");
+        Assert.Null(await _source.Client.FindVmAsync(id));
+        Assert.False(File.Exists(Disk(_source, id)));
+        await _target.Client.DeleteVmAsync(id, RunningVmDeletion.Force);
+    }
+
+    [Fact]
+    public async Task AnIncomingMigrationLeftByARestartedTargetAgentIsRemovedAndTheSourceKeepsItsVm()
+    {
+        var id = NewId();
+        var created = (await _source.Client.CreateVmAsync(KernelGuest(id))).Value;
+        var plan = await _source.Client.PrepareMigrationAsync(id, online: true);
+        var incoming = await _target.Client.CreateIncomingMigrationAsync(plan);
+        var incomingPid = (int)(await _target.Client.GetVmAsync(id)).Value.Pid!.Value;
+        Assert.True(File.Exists(Disk(_target, id)));
+
+        // The target agent goes away mid-migration (its QEMU outlives it) and comes back.
+        var root = _target.Root;
+        await _target.StopAgentOnlyAsync();
+        _target = await TestAgent.RestartOnAsync(root);
+
+        Assert.Null(await _target.Client.FindVmAsync(id));
+        await Eventually.TrueAsync(() => !ProcessTable.IsAlive(incomingPid) || ProcessTable.ReadState(incomingPid) == 'Z', TimeSpan.FromSeconds(10), "the incoming QEMU is gone");
+        Assert.False(File.Exists(Disk(_target, id)));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_target.DataDir, "migrations")));
+        // The source gets its VM back.
+        await _source.Client.CancelMigrationAsync(id);
+        var source = (await _source.Client.GetVmAsync(id)).Value;
+        Assert.Equal("running", source.Status);
+        Assert.Equal(created.Pid, source.Pid);
+        _ = incoming;
+        await _source.Client.DeleteVmAsync(id, RunningVmDeletion.Force);
+    }
+
+    [Fact]
+    public void ATargetsQemuStartsPausedAndWaitsForTheStream() =>
+        Assert.Equal(["qemu-system-x86_64", "-name", "guest=x", "-S", "-incoming", "defer"],
+            Kvm.Agent.Qemu.QemuCommand.WithIncoming(["qemu-system-x86_64", "-name", "guest=x"]));
 }
