@@ -15,6 +15,7 @@ foreach (var command in VmCommands.All(cli))
     root.Subcommands.Add(command);
 root.Subcommands.Add(StorageCommands.Volumes(cli));
 root.Subcommands.Add(SnapshotCommands.Snapshots(cli));
+root.Subcommands.Add(MigrateCommand.Build(cli));
 root.Subcommands.Add(HostCommands.Networks(cli));
 root.Subcommands.Add(StorageCommands.Pools(cli));
 root.Subcommands.Add(StorageCommands.Images(cli));
