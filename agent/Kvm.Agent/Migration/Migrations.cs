@@ -184,7 +184,7 @@ public sealed partial class Migrations(
         {
             if (runtime.MonitorOf(vmId) is { } monitor)
             {
-                await CleanupMirrorsAsync(monitor, CancellationToken.None);
+                await CleanupMirrorsAsync(monitor, force: true, TimeSpan.FromSeconds(30), CancellationToken.None);
                 await monitor.RefreshStatusAsync(cancellationToken);
                 if (outgoing.WasRunning && monitor.Status != VmStatus.Running && Defaults.Apply(store.Get(vmId).Spec).PowerState != "paused")
                     await runtime.ResumeAsync(vmId, cancellationToken);
@@ -268,8 +268,11 @@ public sealed partial class Migrations(
                 await Task.Delay(Poll, cancellationToken);
             }
             migrating = false;
-            // The source is paused (postmigrate) and the target holds the state: the mirrors are in sync; end them without a switch.
-            await CleanupMirrorsAsync(monitor, cancellationToken);
+            // The source is paused (postmigrate) and the target holds the memory. A mirror copies writes in the background, so
+            // it may still hold dirty blocks: a plain cancel of a READY mirror copies them, then ends without switching over.
+            // Only when every mirror ended that way has the target every block; the target's guest runs only after that.
+            if (!await CleanupMirrorsAsync(monitor, force: false, TimeSpan.FromMinutes(5), cancellationToken))
+                throw AgentProblemException.HostCommand($"The disk mirrors of VM {monitor.VmId} did not finish their last copy; the migration is not complete.");
             await monitor.RefreshStatusAsync(cancellationToken);
             return new MigrationSendResult
             {
@@ -285,34 +288,43 @@ public sealed partial class Migrations(
                 try { await monitor.ExecuteAsync("migrate_cancel", timeout: TimeSpan.FromSeconds(5)); }
                 catch (Exception again) when (again is QmpException or IOException or TimeoutException or AgentProblemException) { }
             }
-            await CleanupMirrorsAsync(monitor, CancellationToken.None);
+            await CleanupMirrorsAsync(monitor, force: true, TimeSpan.FromSeconds(30), CancellationToken.None);
             if (e is QmpException q)
                 throw AgentProblemException.HostCommand($"Live migration of VM {monitor.VmId} failed: {q.Description}");
             throw;
         }
     }
 
-    /// <summary>Ends this agent's mirror jobs (in sync or not) and removes their NBD nodes; idempotent, bounded.</summary>
-    private static async Task CleanupMirrorsAsync(VmMonitor monitor, CancellationToken cancellationToken)
+    /// <summary>
+    /// Ends this agent's mirror jobs and removes their NBD nodes; idempotent, bounded by <paramref name="within"/>. Without
+    /// <paramref name="force"/> a mirror in sync first copies what is still dirty (the success path); with it, mirrors are
+    /// abandoned at once (a failed migration). True when no mirror job is left.
+    /// </summary>
+    private static async Task<bool> CleanupMirrorsAsync(VmMonitor monitor, bool force, TimeSpan within, CancellationToken cancellationToken)
     {
+        var ended = false;
+        var cancelled = new HashSet<string>(StringComparer.Ordinal);
         try
         {
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            var deadline = DateTime.UtcNow + within;
             while (DateTime.UtcNow < deadline)
             {
                 var jobs = (await monitor.ExecuteAsync("query-block-jobs", cancellationToken: cancellationToken) as JsonArray ?? []).OfType<JsonObject>()
                     .Select(j => (Id: j["device"]?.GetValue<string>(), Status: j["status"]?.GetValue<string>()))
                     .Where(j => j.Id?.StartsWith(MirrorPrefix, StringComparison.Ordinal) == true).ToList();
                 if (jobs.Count == 0)
+                {
+                    ended = true;
                     break;
+                }
                 foreach (var job in jobs)
                 {
                     try
                     {
                         if (job.Status == "concluded")
                             await monitor.ExecuteAsync("job-dismiss", new JsonObject { ["id"] = job.Id }, cancellationToken: cancellationToken);
-                        else if (job.Status is not ("aborting" or "waiting" or "pending"))
-                            await monitor.ExecuteAsync("block-job-cancel", new JsonObject { ["device"] = job.Id, ["force"] = true }, cancellationToken: cancellationToken);
+                        else if (job.Status is not ("aborting" or "waiting" or "pending") && cancelled.Add(job.Id!))
+                            await monitor.ExecuteAsync("block-job-cancel", new JsonObject { ["device"] = job.Id, ["force"] = force }, cancellationToken: cancellationToken);
                     }
                     catch (QmpException) { } // it ended meanwhile
                 }
@@ -325,7 +337,8 @@ public sealed partial class Migrations(
                 catch (QmpException) { }
             }
         }
-        catch (Exception e) when (e is IOException or TimeoutException or AgentProblemException or QmpException) { }
+        catch (Exception e) when (e is IOException or TimeoutException or AgentProblemException or QmpException or OperationCanceledException) { }
+        return ended;
     }
 
     private async Task<MigrationSendResult> SendColdAsync(Dictionary<string, DiskFile> slots, IPAddress address, IncomingMigration target, CancellationToken cancellationToken)

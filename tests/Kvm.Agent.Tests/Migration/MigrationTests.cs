@@ -262,4 +262,46 @@ public sealed class MigrationTests : IAsyncLifetime
     public void ATargetsQemuStartsPausedAndWaitsForTheStream() =>
         Assert.Equal(["qemu-system-x86_64", "-name", "guest=x", "-S", "-incoming", "defer"],
             Kvm.Agent.Qemu.QemuCommand.WithIncoming(["qemu-system-x86_64", "-name", "guest=x"]));
+
+    [Fact]
+    public async Task EveryBlockTheGuestWritesWhileItMovesLiveArrivesOnTheTarget()
+    {
+        const int Blocks = 1500;
+        var id = NewId();
+        var spec = KernelGuest(id);
+        spec.SerialPorts = new() { ["serial0"] = new SerialPortSpec { Type = "socket" } }; // the console takes input; the serial log still records it
+        var vm = (await _source.Client.CreateVmAsync(spec)).Value;
+        await Eventually.TrueAsync(() => Serial(vm).Contains("KVM-TEST-GUEST-DISK sda", StringComparison.Ordinal) && Serial(vm).Contains("Welcome", StringComparison.Ordinal), Boot, "the guest's shell");
+        using (var terminal = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))
+        {
+            await terminal.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(_source.RunDir, id.ToString(CultureInfo.InvariantCulture), "serial0.sock")));
+            await Task.Delay(500);
+            // Block i gets "blk<i>", each write flushed to the disk; the loop outlasts the migration and ends on the target.
+            // Typed slowly: the emulated UART and ash's line editor under TCG drop a long burst.
+            var command = $"i=0;while [ $i -lt {Blocks} ];do printf blk%05d $i|dd of=/dev/sda bs=512 seek=$i conv=fsync 2>/dev/null;i=$((i+1));done;echo DONE-$((40+2))\n";
+            foreach (var chunk in command.Chunk(8))
+            {
+                await terminal.SendAsync(System.Text.Encoding.ASCII.GetBytes(chunk));
+                await Task.Delay(60);
+            }
+            // Writing has begun when block 20 holds its text on the source's disk.
+            await Eventually.TrueAsync(async () => (await RunAsync("qemu-io", "-U", "-r", "-f", "qcow2", "-c", "read -P 0x62 10240 1", Disk(_source, id))) is { Ok: true } r
+                && !r.StdOut.Contains("Pattern verification failed", StringComparison.Ordinal), Boot, "the guest writes its blocks:\n" + Serial(vm));
+        }
+
+        var moved = await VmMigration.MigrateAsync(_source.Client, _target.Client, id, online: true, TimeSpan.FromMinutes(5), CancellationToken.None);
+
+        // The loop ends on the target: it was running when the VM switched hosts.
+        await Eventually.TrueAsync(() => Serial(moved).Contains("DONE-42", StringComparison.Ordinal), TimeSpan.FromMinutes(3), "the guest finished its writes on the target");
+        var raw = Path.Combine(_target.Root, "check.raw");
+        var convert = await RunAsync("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", Disk(_target, id), raw);
+        Assert.True(convert.Ok, convert.StdErr);
+        var bytes = new byte[Blocks * 512];
+        await using (var file = File.OpenRead(raw))
+            await file.ReadExactlyAsync(bytes);
+        var missing = Enumerable.Range(0, Blocks)
+            .Where(i => System.Text.Encoding.ASCII.GetString(bytes, i * 512, 8) != $"blk{i:00000}").ToList();
+        Assert.True(missing.Count == 0, $"{missing.Count} blocks lost, first {string.Join(", ", missing.Take(10))}");
+        await _target.Client.DeleteVmAsync(id, RunningVmDeletion.Force);
+    }
 }
