@@ -64,6 +64,13 @@ public class MigrationTests(TerraformFixture terraform)
         var empty = Run(dir, "plan", "-input=false", "-no-color", "-detailed-exitcode");
         Assert.True(empty.ExitCode == 0, "expected no changes after the migration:\n" + empty.Output);
 
+        // What a migration cannot carry is an error at plan time, at the attribute (nothing is applied).
+        File.WriteAllText(Path.Combine(dir, "main.tf"), Config(a, b, "a", Enabled + "\n  tpm = {}"));
+        var refused = Run(dir, "plan", "-input=false", "-no-color");
+        Assert.True(refused.ExitCode == 1, refused.Output);
+        Assert.Contains("cannot be migrated", refused.Output, StringComparison.Ordinal);
+        Assert.Contains("tpm", refused.Output, StringComparison.Ordinal);
+
         // Without migration.enabled the same kind of change re-creates the VM.
         File.WriteAllText(Path.Combine(dir, "main.tf"), Config(a, b, "a", ""));
         var replace = Run(dir, "plan", "-input=false", "-no-color", "-detailed-exitcode");
