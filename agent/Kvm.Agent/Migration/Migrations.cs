@@ -35,6 +35,8 @@ public sealed partial class Migrations(
 {
     /// <summary>An incoming migration that neither completes nor aborts within this is aborted (the source keeps the VM).</summary>
     public static readonly TimeSpan IncomingLifetime = TimeSpan.FromHours(6);
+    /// <summary>A prepared migration whose send never started within this is cancelled (the VM unlocked). Once sent, only finish or cancel end it.</summary>
+    public static readonly TimeSpan PreparedLifetime = TimeSpan.FromMinutes(30);
     private static readonly TimeSpan DefaultSendTimeout = TimeSpan.FromHours(1);
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(100);
     private const string MirrorPrefix = "migrate-";
@@ -51,7 +53,9 @@ public sealed partial class Migrations(
         public bool Online { get; } = online;
         public bool WasRunning { get; } = wasRunning;
         public bool StoppedForCopy { get; set; }
+        public bool Sending { get; set; }
         public bool Sent { get; set; }
+        public Timer? Expiry { get; set; }
     }
 
     private sealed class Incoming(IDisposable held, bool online, bool startAfter)
@@ -96,7 +100,9 @@ public sealed partial class Migrations(
             }
             long? efiSize = spec.Firmware?.Type == "uefi" && File.Exists(store.EfiVarsPath(vmId)) ? new FileInfo(store.EfiVarsPath(vmId)).Length : null;
             var live = running && online;
-            _outgoing[vmId] = new Outgoing(held, live, running);
+            var outgoing = new Outgoing(held, live, running);
+            _outgoing[vmId] = outgoing;
+            outgoing.Expiry = new Timer(_ => _ = ExpirePreparedAsync(vmId, outgoing), null, PreparedLifetime, Timeout.InfiniteTimeSpan);
             LogPrepared(logger, vmId, live ? "live" : "cold", planDisks.Count);
             return new MigrationPlan
             {
@@ -120,8 +126,10 @@ public sealed partial class Migrations(
     public async Task<MigrationSendResult> SendAsync(long vmId, MigrationSendRequest request, CancellationToken cancellationToken)
     {
         var outgoing = _outgoing.GetValueOrDefault(vmId) ?? throw AgentProblemException.InvalidState($"VM {vmId} has no prepared migration; prepare it first.");
-        if (outgoing.Sent)
-            throw AgentProblemException.InvalidState($"VM {vmId} was sent already; finish or cancel the migration.");
+        if (outgoing.Sent || outgoing.Sending)
+            throw AgentProblemException.InvalidState($"VM {vmId} is being sent or was sent already; finish or cancel the migration.");
+        outgoing.Sending = true;
+        outgoing.Expiry?.Dispose();
         var target = request.Target;
         if (target.Online != outgoing.Online)
             throw AgentProblemException.Invalid("target.online", "the target prepared a different kind of migration than this source.");
@@ -156,8 +164,15 @@ public sealed partial class Migrations(
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
+            outgoing.Sending = false;
             throw AgentProblemException.HostCommand($"Sending VM {vmId} did not finish within {timeout.TotalSeconds:0} s.");
         }
+        catch
+        {
+            outgoing.Sending = false;
+            throw;
+        }
+        outgoing.Sending = false;
         outgoing.Sent = true;
         LogSent(logger, vmId, result.DiskBytes, result.RamBytes, result.DowntimeMs ?? 0);
         return result;
@@ -171,15 +186,31 @@ public sealed partial class Migrations(
             throw AgentProblemException.InvalidState($"VM {vmId} was not sent; cancel the migration instead.");
         await vms.DeleteHeldAsync(vmId, force: true, stop: false, TimeSpan.Zero, cancellationToken, migratedAway: true);
         _outgoing.TryRemove(vmId, out _);
+        outgoing.Expiry?.Dispose();
         outgoing.Held.Dispose();
         LogFinished(logger, vmId);
+    }
+
+    private async Task ExpirePreparedAsync(long vmId, Outgoing outgoing)
+    {
+        if (_outgoing.TryGetValue(vmId, out var current) && ReferenceEquals(current, outgoing) && !outgoing.Sending && !outgoing.Sent)
+            await CancelAsync(vmId, CancellationToken.None);
     }
 
     /// <summary>Gives the VM back: block jobs ended, resumed (or started again) as it was, unlocked. Nothing to cancel is success.</summary>
     public async Task CancelAsync(long vmId, CancellationToken cancellationToken)
     {
+        // A send whose client gave up is cancelled with its request and cleans up after itself: wait for that (bounded).
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+        while (_outgoing.TryGetValue(vmId, out var sending) && sending.Sending)
+        {
+            if (DateTime.UtcNow > deadline)
+                throw AgentProblemException.InvalidState($"VM {vmId} is still being sent; cancel again once the send has ended.");
+            await Task.Delay(Poll, cancellationToken);
+        }
         if (!_outgoing.TryRemove(vmId, out var outgoing))
             return;
+        outgoing.Expiry?.Dispose();
         try
         {
             if (runtime.MonitorOf(vmId) is { } monitor)
@@ -654,6 +685,8 @@ public sealed partial class Migrations(
     {
         foreach (var incoming in _incoming.Values)
             incoming.Expiry?.Dispose();
+        foreach (var outgoing in _outgoing.Values)
+            outgoing.Expiry?.Dispose();
         return ValueTask.CompletedTask;
     }
 
