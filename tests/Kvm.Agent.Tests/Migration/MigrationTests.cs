@@ -304,4 +304,22 @@ public sealed class MigrationTests : IAsyncLifetime
         Assert.True(missing.Count == 0, $"{missing.Count} blocks lost, first {string.Join(", ", missing.Take(10))}");
         await _target.Client.DeleteVmAsync(id, RunningVmDeletion.Force);
     }
+
+    [Fact]
+    public async Task TurningMigrationOnOrOffIsStoredLiveWithoutARestart()
+    {
+        var id = NewId();
+        var spec = KernelGuest(id);
+        spec.Migration = null;
+        var vm = (await _source.Client.CreateVmAsync(spec)).Value;
+        var current = await _source.Client.GetVmAsync(id);
+        var changed = current.Value.ToSpec();
+        changed.Migration = new MigrationSpec { Enabled = true, Online = false };
+        var result = (await _source.Client.UpdateVmAsync(id, changed, current.ETag)).Value;
+        Assert.All(result.Changes, c => Assert.Equal(AppliedChange.Live, c.Outcome));
+        Assert.Null(result.Vm.PendingChanges);
+        Assert.Equal(vm.Pid, result.Vm.Pid);
+        Assert.True(result.Vm.Migration?.Enabled);
+        await _source.Client.DeleteVmAsync(id, RunningVmDeletion.Force);
+    }
 }
