@@ -362,7 +362,7 @@ public sealed partial class VmRuntime(
             {
                 case "name" when after.CloudInit is { Hostname: null, MetaData: null }:
                     return await ApplySeedAsync(monitor, vmId, after, cancellationToken); // the name is the guest's host name
-                case "name" or "description" or "tags" or "protection" or "power_state" or "migration":
+                case "name" or "description" or "tags" or "protection" or "power_state" or "migration" or "autostart" or "wait_for_ip":
                     return true; // metadata, or enforced by the caller
                 case "disks" or "network_interfaces" when steps.Count == 2:
                     return await HotplugAsync(monitor, vmId, top, steps[1].Name!, after, cancellationToken);

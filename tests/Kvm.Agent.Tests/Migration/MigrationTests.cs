@@ -320,6 +320,13 @@ public sealed class MigrationTests : IAsyncLifetime
         Assert.Null(result.Vm.PendingChanges);
         Assert.Equal(vm.Pid, result.Vm.Pid);
         Assert.True(result.Vm.Migration?.Enabled);
+        // The same holds for autostart, the other agent-side metadata block (it was reported pending before, so a provider restarted the VM).
+        current = await _source.Client.GetVmAsync(id);
+        changed = current.Value.ToSpec();
+        changed.Autostart = new AutostartSpec { Enabled = true };
+        result = (await _source.Client.UpdateVmAsync(id, changed, current.ETag)).Value;
+        Assert.All(result.Changes, c => Assert.Equal(AppliedChange.Live, c.Outcome));
+        Assert.Null(result.Vm.PendingChanges);
         await _source.Client.DeleteVmAsync(id, RunningVmDeletion.Force);
     }
 }
