@@ -82,4 +82,39 @@ public class MigrationTests(TerraformFixture terraform)
         Assert.True(destroy.ExitCode == 0, destroy.Output);
         Assert.Empty(await b.Client.ListVmsAsync());
     }
+
+    [Fact]
+    public async Task A_refused_migration_fails_the_apply_and_leaves_the_vm_and_the_state_on_the_old_host()
+    {
+        using var a = await AgentProcess.StartAsync(terraform.RepoRoot);
+        using var b = await AgentProcess.StartAsync(terraform.RepoRoot, a.Token);
+        const string Enabled = "migration = { enabled = true }";
+        var dir = terraform.NewWorkDirectory(Config(a, b, "a", Enabled));
+        terraform.Init(dir);
+        var apply = Run(dir, "apply", "-auto-approve", "-input=false", "-no-color");
+        Assert.True(apply.ExitCode == 0, apply.Output);
+        var onA = Assert.Single(await a.Client.ListVmsAsync());
+        // Host b has another VM with the same vm_id: the target refuses, and nothing may point at that VM afterwards.
+        await b.Client.CreateVmAsync(new Kvm.Model.VmSpec { VmId = onA.VmId, Name = "someone-else", PowerState = "stopped", Memory = new Kvm.Model.MemorySpec { SizeMib = 64 } });
+
+        File.WriteAllText(Path.Combine(dir, "main.tf"), Config(a, b, "b", Enabled));
+        var failed = Run(dir, "apply", "-auto-approve", "-input=false", "-no-color");
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Contains("taken", failed.Output, StringComparison.Ordinal);
+        var stillOnA = (await a.Client.GetVmAsync(onA.VmId!.Value)).Value;
+        Assert.Equal("running", stillOnA.Status);
+        Assert.Equal(onA.Pid, stillOnA.Pid);
+        Assert.Equal("someone-else", (await b.Client.GetVmAsync(onA.VmId!.Value)).Value.Name);
+        // The state still says host a: the next plan proposes the same migration again.
+        var plan = Run(dir, "plan", "-input=false", "-no-color", "-detailed-exitcode");
+        Assert.True(plan.ExitCode == 2, plan.Output);
+        Assert.Contains("VM will be migrated from \"a\" to \"b\"", plan.Output, StringComparison.Ordinal);
+
+        File.WriteAllText(Path.Combine(dir, "main.tf"), Config(a, b, "a", Enabled));
+        var destroy = Run(dir, "destroy", "-auto-approve", "-input=false", "-no-color");
+        Assert.True(destroy.ExitCode == 0, destroy.Output);
+        Assert.Empty(await a.Client.ListVmsAsync());
+        Assert.Single(await b.Client.ListVmsAsync()); // the other VM is untouched
+        await b.Client.DeleteVmAsync(onA.VmId!.Value);
+    }
 }
