@@ -34,10 +34,6 @@ public static class LvmCommands
     public static IReadOnlyList<string> CreateThin(string volumeGroup, string thinPool, string name, long bytes) =>
         ["lvcreate", "--quiet", "--yes", "--type", "thin", "--virtualsize", Bytes(bytes), "--thinpool", thinPool, "--name", name, volumeGroup];
 
-    /// <summary>A thin snapshot of <paramref name="origin"/>, activated (thin snapshots skip activation by default).</summary>
-    public static IReadOnlyList<string> Snapshot(string volumeGroup, string origin, string name) =>
-        ["lvcreate", "--quiet", "--yes", "--snapshot", "--setactivationskip", "n", "--name", name, volumeGroup + "/" + origin];
-
     /// <summary>Grows a thin volume to <paramref name="bytes"/> (LVM refuses to shrink with lvextend).</summary>
     public static IReadOnlyList<string> Extend(string volumeGroup, string name, long bytes) =>
         ["lvextend", "--quiet", "--size", Bytes(bytes), volumeGroup + "/" + name];

@@ -14,8 +14,6 @@ public sealed class PoolCommandTests
             LvmCommands.CreateThin("vg0", "data", "vm-100-disk-scsi0.raw", 1L << 30));
         Assert.Equal(["lvextend", "--quiet", "--size", "3221225472b", "vg0/d.raw"], LvmCommands.Extend("vg0", "d.raw", 3L << 30));
         Assert.Equal(["lvremove", "--quiet", "--yes", "vg0/d.raw"], LvmCommands.Remove("vg0", "d.raw"));
-        Assert.Equal(["lvcreate", "--quiet", "--yes", "--snapshot", "--setactivationskip", "n", "--name", "snap", "vg0/d.raw"],
-            LvmCommands.Snapshot("vg0", "d.raw", "snap"));
     }
 
     [Fact]
