@@ -89,7 +89,7 @@ public sealed partial class VmStorage(StoragePools pools, Volumes volumes, QemuI
                 using var held = await _locks.AcquireAsync(path, cancellationToken);
                 if (IsLvmThin(pool))
                 {
-                    // Not returned: the caller's rollback deletes files, and a /dev link is not the logical volume.
+                    // Returned too: the caller's rollback undoes it through DiscardCreatedAsync (lvremove, not unlink).
                     if (await EnsureLvmThinDiskAsync(disk, cancellationToken))
                         createdVolumes.Add((pool, Path.GetFileName(path)));
                     continue;
@@ -123,7 +123,7 @@ public sealed partial class VmStorage(StoragePools pools, Volumes volumes, QemuI
                 await RemoveLvmThinDiskAsync(pool, name, CancellationToken.None);
             throw;
         }
-        return created;
+        return [.. created, .. createdVolumes.Select(v => Path.Combine(v.Pool.Path, v.Name))];
     }
 
     /// <inheritdoc />

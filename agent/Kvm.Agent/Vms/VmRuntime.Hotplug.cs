@@ -118,7 +118,7 @@ public sealed partial class VmRuntime
         catch
         {
             foreach (var path in created)
-                SafeFile.DeleteQuietly(path);
+                await storage.DiscardCreatedAsync(path);
             throw;
         }
     }

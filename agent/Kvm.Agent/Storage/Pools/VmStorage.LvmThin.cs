@@ -78,6 +78,18 @@ public sealed partial class VmStorage
         return true;
     }
 
+    /// <inheritdoc />
+    public async Task DiscardCreatedAsync(string path)
+    {
+        var directory = Path.GetDirectoryName(path);
+        if (pools.All().FirstOrDefault(p => IsLvmThin(p) && p.Path == directory) is { } pool)
+        {
+            await RemoveLvmThinDiskAsync(pool, Path.GetFileName(path), CancellationToken.None);
+            return;
+        }
+        SafeFile.DeleteQuietly(path);
+    }
+
     /// <summary>Removes an lvm-thin inline disk when it exists.</summary>
     private async Task RemoveLvmThinDiskAsync(PoolDir pool, string name, CancellationToken cancellationToken)
     {

@@ -161,7 +161,10 @@ public sealed class PoolTypeOrchestrationTests : IAsyncLifetime
         var storage = _agent.Services.GetRequiredService<IVmStorage>();
         var spec = new VmSpec { Name = "a", Disks = new() { ["virtio0"] = new DiskSpec { Pool = "thin", SizeGib = 2, Format = "raw" } } };
         var created = await storage.EnsureInlineDisksAsync(100, spec, CancellationToken.None);
-        Assert.Empty(created); // logical volumes are not files for the caller to delete on rollback
+        Assert.Equal(["/dev/vg0/vm-100-disk-virtio0.raw"], created);
+        await storage.DiscardCreatedAsync(created[0]); // a failed create's rollback: lvremove, never an unlink in /dev
+        Assert.False(_host.Groups["vg0"].ContainsKey("vm-100-disk-virtio0.raw"));
+        await storage.EnsureInlineDisksAsync(100, spec, CancellationToken.None);
         var (disks, _) = await storage.ResolveAsync(100, spec, CancellationToken.None);
         Assert.Equal(new Kvm.Agent.Qemu.DiskFile("/dev/vg0/vm-100-disk-virtio0.raw", "raw", HostDevice: true), disks["virtio0"]);
         spec.Disks["virtio0"].SizeGib = 4;
@@ -176,6 +179,8 @@ public sealed class PoolTypeOrchestrationTests : IAsyncLifetime
         Assert.Equal([
             "lvcreate --quiet --yes --type thin --virtualsize 1073741824b --thinpool data --name d.raw vg0",
             "lvextend --quiet --size 3221225472b vg0/d.raw",
+            "lvcreate --quiet --yes --type thin --virtualsize 2147483648b --thinpool data --name vm-100-disk-virtio0.raw vg0",
+            "lvremove --quiet --yes vg0/vm-100-disk-virtio0.raw",
             "lvcreate --quiet --yes --type thin --virtualsize 2147483648b --thinpool data --name vm-100-disk-virtio0.raw vg0",
             "lvextend --quiet --size 4294967296b vg0/vm-100-disk-virtio0.raw",
             "lvremove --quiet --yes vg0/vm-100-disk-virtio0.raw",
