@@ -39,7 +39,11 @@ public sealed partial class VmStorage(StoragePools pools, Volumes volumes, QemuI
             if (disk.VolumeId is null)
             {
                 if (Inline(vmId, slot, disk, at, errors) is { } inline)
+                {
+                    if (IsLvmThin(inline.Pool) && effective.Clone is not null)
+                        errors.Add(new ProblemError(at.Attr("pool").ToString(), CloneIntoLvmThin(inline.Pool)));
                     disks[slot] = new DiskFile(inline.Path, inline.Format, HostDevice: IsLvmThin(inline.Pool));
+                }
                 continue;
             }
             var volume = await FindAsync(disk.VolumeId, at.Attr("volume_id"), errors, cancellationToken);

@@ -50,7 +50,14 @@ public sealed partial class Volumes(StoragePools pools, QemuImg qemuImg, Storage
         {
             if (p.Spec.Type == "lvm-thin")
             {
-                result.AddRange(await ListLvmThinAsync(p, uses, cancellationToken));
+                try
+                {
+                    result.AddRange(await ListLvmThinAsync(p, uses, cancellationToken));
+                }
+                catch (AgentProblemException) when (pool is null)
+                {
+                    // A volume group that cannot be listed hides its volumes from the list of all; GET on the pool's says why.
+                }
                 continue;
             }
             if (!Directory.Exists(p.Path) || !StoragePools.IsReady(p))

@@ -61,27 +61,43 @@ public static class StoragePoolSupport
     public static StorageHostState Read(string procDirectory = "/proc", string modulesDirectory = "/lib/modules", string? path = null)
     {
         var release = ReadText(Path.Join(procDirectory, "sys/kernel/osrelease"))?.Trim() ?? "unknown";
-        HashSet<string>? modules = null;
-        var tree = Path.Join(modulesDirectory, release);
-        if (Directory.Exists(tree))
-        {
-            modules = new HashSet<string>(StringComparer.Ordinal);
-            try
-            {
-                foreach (var file in Directory.EnumerateFiles(tree, "*.ko*", SearchOption.AllDirectories))
-                    modules.Add(ModuleName(Path.GetFileName(file)));
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-            }
-            // Built-in modules are listed in modules.builtin, one path a line.
-            foreach (var line in (ReadText(Path.Join(tree, "modules.builtin")) ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
-                modules.Add(ModuleName(Path.GetFileName(line)));
-        }
+        var modules = ModulesOf(Path.Join(modulesDirectory, release));
         var dirs = (path ?? Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin")
             .Split(':', StringSplitOptions.RemoveEmptyEntries).Concat(["/usr/sbin", "/sbin"]).Distinct(StringComparer.Ordinal).ToList();
         var binaries = Tools.Where(t => dirs.Any(d => File.Exists(Path.Join(d, t)))).ToHashSet(StringComparer.Ordinal);
         return new StorageHostState(ReadText(Path.Join(procDirectory, "filesystems")), ReadText(Path.Join(procDirectory, "misc")), modules, release, binaries);
+    }
+
+    // The module tree changes with a kernel package, not between requests: read it again only when its index changes.
+    private static readonly Lock ModulesLock = new();
+    private static (string Tree, DateTime Stamp, HashSet<string>? Modules)? _modules;
+
+    /// <summary>The kernel's modules, loadable (every .ko under the tree) and built in (modules.builtin); null without a tree.</summary>
+    private static HashSet<string>? ModulesOf(string tree)
+    {
+        if (!Directory.Exists(tree))
+            return null;
+        var stamp = File.Exists(Path.Join(tree, "modules.dep")) ? File.GetLastWriteTimeUtc(Path.Join(tree, "modules.dep")) : Directory.GetLastWriteTimeUtc(tree);
+        lock (ModulesLock)
+        {
+            if (_modules is { } cached && cached.Tree == tree && cached.Stamp == stamp)
+                return cached.Modules;
+        }
+        var modules = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var file in Directory.EnumerateFiles(tree, "*.ko*", SearchOption.AllDirectories))
+                modules.Add(ModuleName(Path.GetFileName(file)));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+        // Built-in modules are listed in modules.builtin, one path a line.
+        foreach (var line in (ReadText(Path.Join(tree, "modules.builtin")) ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            modules.Add(ModuleName(Path.GetFileName(line)));
+        lock (ModulesLock)
+            _modules = (tree, stamp, modules);
+        return modules;
     }
 
     /// <summary>A module's name from its file name: <c>dm-thin-pool.ko.xz</c> → <c>dm_thin_pool</c>, as the kernel names it.</summary>

@@ -14,6 +14,9 @@ public sealed partial class VmStorage
 {
     private static bool IsLvmThin(PoolDir pool) => pool.Spec.Type == "lvm-thin";
 
+    private static string CloneIntoLvmThin(PoolDir pool) =>
+        $"storage pool \"{pool.Name}\" is lvm-thin; a clone's disks are copied into image files, so they need a dir or nfs pool.";
+
     /// <summary>Adds a problem for what an inline disk on this pool cannot be.</summary>
     private static void CheckPoolFits(PoolDir pool, DiskSpec disk, AttrPath at, List<ProblemError> errors)
     {

@@ -170,6 +170,9 @@ public sealed class PoolTypeOrchestrationTests : IAsyncLifetime
         spec.Disks["virtio0"].SizeGib = 4;
         await storage.EnsureInlineDisksAsync(100, spec, CancellationToken.None);
         await storage.RemoveInlineDisksAsync(100, spec, CancellationToken.None);
+        var clone = new VmSpec { Name = "c", Clone = new CloneSpec { SourceVmId = 100 }, Disks = new() { ["virtio0"] = new DiskSpec { Pool = "thin", SizeGib = 1, Format = "raw" } } };
+        var cloneRefused = await Assert.ThrowsAsync<Kvm.Agent.Problems.AgentProblemException>(() => storage.ResolveAsync(102, clone, CancellationToken.None));
+        Assert.Equal("disks[\"virtio0\"].pool", Assert.Single(cloneRefused.Errors!).Attribute);
         var qcow2Disk = new VmSpec { Name = "b", Disks = new() { ["scsi0"] = new DiskSpec { Pool = "thin", SizeGib = 2 } } };
         var refused = await Assert.ThrowsAsync<Kvm.Agent.Problems.AgentProblemException>(() => storage.EnsureInlineDisksAsync(101, qcow2Disk, CancellationToken.None));
         Assert.Equal("disks[\"scsi0\"].format", Assert.Single(refused.Errors!).Attribute);
