@@ -32,7 +32,8 @@ public partial class StoragePoolSpec : IValidatable
     public string? Export { get; set; }
 
     /// <summary>NFS mount options.</summary>
-    [Setting("`nfs`: mount options passed to mount.nfs, e.g. `vers=4.2,soft`, as Proxmox's `options`. The agent always adds `nosuid,nodev,noexec`.",
+    [Setting("`nfs`: mount options passed to mount.nfs, e.g. `vers=4.2,soft`, as Proxmox's `options`. The agent always adds `nosuid,nodev,noexec`; " +
+        "options that would undo them (`suid`, `dev`, `exec`, `defaults`) or change the mount (`remount`, `bind`, `rbind`, `move`) are refused.",
         Pattern = "[a-z0-9_]+(=[A-Za-z0-9_.:/-]+)?(,[a-z0-9_]+(=[A-Za-z0-9_.:/-]+)?)*", PatternText = "comma-separated option or option=value words",
         MaxLength = 512, Update = UpdateKind.Replace)]
     public string? MountOptions { get; set; }
@@ -62,6 +63,9 @@ public partial class StoragePoolSpec : IValidatable
                     ? "does not apply to an nfs pool: the agent mounts the export at <data-dir>/pools/<name> (see host_path)."
                     : $"does not apply to a pool of type \"{type}\".");
         }
+        // Later options win in mount(8): these would undo nosuid,nodev,noexec or turn the mount into something else.
+        if (MountOptions?.Split(',').Select(o => o.Split('=')[0]).FirstOrDefault(o => o is "suid" or "dev" or "exec" or "remount" or "bind" or "rbind" or "move" or "defaults") is { } forbidden)
+            context.Add(path.Attr("mount_options"), $"\"{forbidden}\" is not allowed: the agent mounts pools nosuid,nodev,noexec and manages the mount itself.");
         if (Export is not null && Export.Split('/').Any(part => part is "." or ".."))
             context.Add(path.Attr("export"), "must not contain \".\" or \"..\" segments.");
     }

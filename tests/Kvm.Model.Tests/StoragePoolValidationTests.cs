@@ -32,6 +32,10 @@ public sealed class StoragePoolValidationTests
     [InlineData("""{"name":"p"}""", "path", "is required for a pool of type \"dir\".")]
     [InlineData("""{"name":"p","path":"/srv","mount_options":"soft"}""", "mount_options", "does not apply to a pool of type \"dir\".")]
     [InlineData("""{"name":"p","type":"nfs","server":"a","export":"/srv/../etc"}""", "export", "must not contain \".\" or \"..\" segments.")]
+    [InlineData("""{"name":"p","type":"nfs","server":"a","export":"/srv","mount_options":"vers=4.2,exec"}""", "mount_options",
+        "\"exec\" is not allowed: the agent mounts pools nosuid,nodev,noexec and manages the mount itself.")]
+    [InlineData("""{"name":"p","type":"nfs","server":"a","export":"/srv","mount_options":"suid"}""", "mount_options",
+        "\"suid\" is not allowed: the agent mounts pools nosuid,nodev,noexec and manages the mount itself.")]
     public void Settings_of_another_type_or_missing_ones_are_refused_at_their_attribute(string json, string attribute, string detail)
     {
         var error = Assert.Single(Errors(json));

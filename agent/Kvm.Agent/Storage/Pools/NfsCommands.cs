@@ -9,7 +9,7 @@ namespace Kvm.Agent.Storage.Pools;
 /// </summary>
 public static class NfsCommands
 {
-    /// <summary>Options the agent puts before the user's.</summary>
+    /// <summary>Options the agent puts before the user's (the model refuses user options that would undo them).</summary>
     public const string FixedOptions = "nosuid,nodev,noexec";
 
     /// <summary>The mount source: <c>server:/export</c>, with an IPv6 address in brackets.</summary>
