@@ -139,6 +139,8 @@ public sealed class PoolTypeOrchestrationTests : IAsyncLifetime
         Assert.Equal(("lvm-thin", "/dev/vg0", "vg0", "data", 10L << 30, (string?)null), (pool.Type, pool.HostPath, pool.VolumeGroup, pool.ThinPool, pool.CapacityBytes, pool.Path));
         await (await Client.SendJsonAsync(HttpMethod.Post, "/v1/storage-pools", """{"name":"thin2","type":"lvm-thin","volume_group":"vg0","thin_pool":"data"}"""))
             .ReadProblemAsync(HttpStatusCode.Conflict, ProblemTypes.Conflict);
+        var restarted = new StoragePools(_options, _agent.Services, Microsoft.Extensions.Logging.Abstractions.NullLogger<StoragePools>.Instance);
+        Assert.Equal(("/dev/vg0", "data"), (restarted.Find("thin")!.Path, restarted.Find("thin")!.Spec.ThinPool));
 
         var qcow2 = await (await Client.SendJsonAsync(HttpMethod.Post, "/v1/volumes", """{"name":"d.qcow2","pool":"thin","size_gib":1}"""))
             .ReadProblemAsync(HttpStatusCode.UnprocessableEntity, ProblemTypes.Validation);
