@@ -39,7 +39,7 @@ public class SnapshotSpec : IValidatable
 /// <summary>A snapshot as the agent reports it.</summary>
 [Resource("snapshot", "A snapshot of a VM: internal qcow2 snapshots of all its writable disks taken together, optionally with the running VM's memory state, " +
     "and copies of its TPM state and EFI variable store. " +
-    "It lives inside the VM's disk images, so deleting the VM deletes its snapshots. Roll back with `kvmctl snapshots rollback` or " +
+    "It lives inside the VM's disk images (the TPM and EFI copies next to the VM's definition), so deleting the VM deletes its snapshots. Roll back with `kvmctl snapshots rollback` or " +
     "`POST /v1/vms/{vm_id}/snapshots/{name}/rollback`.")]
 public sealed class Snapshot : SnapshotSpec
 {

@@ -32,17 +32,17 @@ public sealed class SnapshotFiles(VmStore store, IServiceProvider services)
     public string DirOf(long vmId, string name) => Path.Combine(DirOf(vmId), name);
 
     /// <summary>True when a snapshot of the VM saves files: it has a TPM state or an EFI variable store.</summary>
-    public bool HasAny(long vmId) => TpmStateOf(vmId) is not null || EfiVarsOf(vmId) is not null;
+    public bool HasAny(long vmId, VmSpec spec) => TpmStateOf(vmId, spec) is not null || EfiVarsOf(vmId) is not null;
 
     /// <summary>
     /// Copies the VM's TPM state and EFI variable store (those it has) into the snapshot's directory and notes them in
     /// <paramref name="record"/>. Swtpm's lock file and volatile state are left out: a disks-only rollback is a cold boot,
     /// and a memory snapshot carries the volatile state in QEMU's vmstate.
     /// </summary>
-    public void Save(long vmId, SnapshotRecord record)
+    public void Save(long vmId, VmSpec spec, SnapshotRecord record)
     {
         Delete(vmId, record.Name);
-        var tpm = TpmStateOf(vmId);
+        var tpm = TpmStateOf(vmId, spec);
         var efiVars = EfiVarsOf(vmId);
         if (tpm is null && efiVars is null)
             return;
@@ -167,12 +167,13 @@ public sealed class SnapshotFiles(VmStore store, IServiceProvider services)
     private sealed record TpmState(string Dir, string Version);
 
     /// <summary>
-    /// The VM's TPM state as it is on disk: saved whenever swtpm_setup manufactured one (its record is written last), whatever
-    /// the spec says meanwhile (a TPM added but not started yet has nothing to save; a removed one is kept until the next start).
+    /// The VM's TPM state as it is on disk, when the VM (still) has a <c>tpm</c> and swtpm_setup manufactured the state (its
+    /// record is written last). A TPM added but not started yet has nothing to save; a removed one (deleted at the next start)
+    /// is not saved, as no rollback could use it.
     /// </summary>
-    private TpmState? TpmStateOf(long vmId)
+    private TpmState? TpmStateOf(long vmId, VmSpec spec)
     {
-        if (Swtpm is not { } swtpm)
+        if (spec.Tpm is null || Swtpm is not { } swtpm)
             return null;
         var dir = swtpm.StateDir(vmId);
         return Swtpm.ReadRecord(dir) is { } made && Swtpm.StateFileExists(dir, made.Version) ? new TpmState(dir, made.Version) : null;

@@ -109,14 +109,14 @@ public sealed partial class VmSnapshots(
             if (monitor is null)
             {
                 await CreateOfflineAsync(vmId, record, cancellationToken);
-                files.Save(vmId, record);
+                files.Save(vmId, stored.Spec, record);
             }
             else if (includeMemory)
             {
                 // The TPM state and EFI variables are copied while the guest is paused, then QEMU saves the same moment.
-                await WhilePausedAsync(monitor, vmId, files.HasAny(vmId), async () =>
+                await WhilePausedAsync(monitor, vmId, files.HasAny(vmId, stored.Spec), async () =>
                 {
-                    files.Save(vmId, record);
+                    files.Save(vmId, stored.Spec, record);
                     await RunJobAsync(monitor, "snapshot-save", vmId, new JsonObject
                     {
                         ["tag"] = name,
@@ -372,10 +372,10 @@ public sealed partial class VmSnapshots(
                     ["data"] = new JsonObject { ["device"] = QemuCommand.DriveNode(slot), ["name"] = record.Name },
                 });
             // With a TPM or EFI variables to copy, the guest is paused for the disks and the copy, so all show one moment.
-            await WhilePausedAsync(monitor, vmId, files.HasAny(vmId), async () =>
+            await WhilePausedAsync(monitor, vmId, files.HasAny(vmId, spec), async () =>
             {
                 await QmpAsync(monitor, vmId, "transaction", new JsonObject { ["actions"] = actions }, cancellationToken);
-                files.Save(vmId, record);
+                files.Save(vmId, spec, record);
             }, cancellationToken);
         }
         finally
@@ -383,7 +383,6 @@ public sealed partial class VmSnapshots(
             if (frozen)
                 await ThawQuietlyAsync(guest!, vmId);
         }
-        _ = spec;
         return frozen;
     }
 
