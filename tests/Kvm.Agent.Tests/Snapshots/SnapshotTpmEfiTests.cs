@@ -114,7 +114,16 @@ public sealed class SnapshotTpmEfiTests : IAsyncLifetime
         var loaded = await Client.RollbackSnapshotAsync(id, "mem");
         Assert.Equal("running", loaded.Status);
         Assert.Equal(restarted.Pid, loaded.Pid);
-        Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(SavedDir(id, "mem"), "tpm", "tpm2-00.permall")), await File.ReadAllBytesAsync(Permall(id)));
+        var memPermall = await File.ReadAllBytesAsync(Path.Combine(SavedDir(id, "mem"), "tpm", "tpm2-00.permall"));
+        Assert.Equal(memPermall, await File.ReadAllBytesAsync(Permall(id)));
+        // From a stopped VM: the state goes back before swtpm starts, QEMU then loads the saved moment (no new boot).
+        await Client.StopVmAsync(id);
+        await File.WriteAllTextAsync(Path.Combine(StateDir(id), "stray"), "not in the snapshot");
+        var fromStopped = await Client.RollbackSnapshotAsync(id, "mem");
+        Assert.Equal("running", fromStopped.Status);
+        Assert.NotNull(Swtpm.PidOf(RunDir(id)));
+        Assert.Equal(memPermall, await File.ReadAllBytesAsync(Permall(id)));
+        Assert.False(File.Exists(Path.Combine(StateDir(id), "stray")), "a file the snapshot does not hold stayed in the state");
 
         // Deleting a snapshot deletes its saved state; the other keeps its own.
         await Client.DeleteSnapshotAsync(id, "t1");
