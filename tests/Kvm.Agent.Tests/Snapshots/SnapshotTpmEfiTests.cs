@@ -73,57 +73,64 @@ public sealed class SnapshotTpmEfiTests : IAsyncLifetime
         Assert.False(File.Exists(Path.Combine(saved, ".lock")), "swtpm's lock file is not state");
         Assert.Equal(t1, (await Client.GetSnapshotAsync(id, "t1")).Value, SnapshotComparer.Instance);
 
+        // A memory snapshot right after it holds the same TPM (and its volatile state inside QEMU's vmstate).
+        var mem = (await Client.CreateSnapshotAsync(id, new SnapshotSpec { Name = "mem", IncludeMemory = true })).Value;
+        Assert.Equal("v2.0", mem.TpmState);
+        Assert.True(mem.VmStateBytes > 0);
+        Assert.Equal("t1", mem.Parent);
+        var memPermall = await File.ReadAllBytesAsync(Path.Combine(SavedDir(id, "mem"), "tpm", "tpm2-00.permall"));
+
         // Change the TPM: an explicit reset manufactures a new one (new endorsement key) at the next start.
         await Client.StopVmAsync(id);
         var (stopped, etag) = await Client.GetVmAsync(id);
         var reset = stopped.ToSpec();
         reset.Tpm = new TpmSpec { StateGeneration = 1 };
         await Client.UpdateVmAsync(id, reset, etag);
-        await Client.StartVmAsync(id);
+        var renewed = await Client.StartVmAsync(id);
         Assert.Equal(new TpmStateRecord("v2.0", 1), Swtpm.ReadRecord(StateDir(id)));
         Assert.False(File.Exists(Path.Combine(StateDir(id), "sentinel")), "the reset kept the old state");
         Assert.NotEqual(savedPermall, await File.ReadAllBytesAsync(Permall(id)));
+        Assert.NotEqual(memPermall, await File.ReadAllBytesAsync(Permall(id)));
+        await GuestSaysAsync(renewed.SerialLog!, "tpm_crb MSFT0101:00");
 
-        // Rollback of the running VM, left stopped: the state files are the saved ones again, byte for byte, and the record
-        // is made for the present tpm settings, so the next start keeps this state rather than manufacturing another.
+        // Memory rollback of the running VM: the same QEMU loads the saved moment (swtpm gets the saved TPM from the vmstate),
+        // and the state files on disk are the snapshot's too, so a later cold start agrees.
+        var loaded = await Client.RollbackSnapshotAsync(id, "mem");
+        Assert.Equal("running", loaded.Status);
+        Assert.Equal(renewed.Pid, loaded.Pid);
+        Assert.Equal(memPermall, await File.ReadAllBytesAsync(Permall(id)));
+        Assert.Equal("the TPM of snapshot t1", await File.ReadAllTextAsync(Path.Combine(StateDir(id), "sentinel")));
+
+        // Disks-only rollback of the running VM, left stopped: the state files are the saved ones again, byte for byte, and
+        // the record is made for the present tpm settings, so the next start keeps this state rather than manufacturing another.
         var rolled = await Client.RollbackSnapshotAsync(id, "t1", start: false);
         Assert.Equal("stopped", rolled.Status);
         Assert.Null(Swtpm.PidOf(RunDir(id)));
         Assert.Equal(savedPermall, await File.ReadAllBytesAsync(Permall(id)));
-        Assert.Equal("the TPM of snapshot t1", await File.ReadAllTextAsync(Path.Combine(StateDir(id), "sentinel")));
         Assert.Equal(new TpmStateRecord("v2.0", 1), Swtpm.ReadRecord(StateDir(id)));
         var started = await Client.StartVmAsync(id);
         Assert.NotNull(Swtpm.PidOf(RunDir(id)));
         Assert.True(File.Exists(Path.Combine(StateDir(id), "sentinel")), "swtpm started on a new TPM instead of the restored one");
         await GuestSaysAsync(started.SerialLog!, "tpm_crb MSFT0101:00");
 
-        // A memory snapshot saves the state too; a disks-only rollback of the running VM restarts QEMU and swtpm on the saved
-        // state, and the memory rollback loads the saved moment into the same QEMU.
-        var mem = (await Client.CreateSnapshotAsync(id, new SnapshotSpec { Name = "mem", IncludeMemory = true })).Value;
-        Assert.Equal("v2.0", mem.TpmState);
-        Assert.True(mem.VmStateBytes > 0);
-        Assert.True(File.Exists(Path.Combine(SavedDir(id, "mem"), "tpm", "tpm2-00.permall")));
+        // Disks-only rollback of the running VM: QEMU and swtpm are restarted on the saved state.
         var swtpmBefore = Swtpm.PidOf(RunDir(id));
+        await File.WriteAllTextAsync(Path.Combine(StateDir(id), "stray"), "not in the snapshot");
         var restarted = await Client.RollbackSnapshotAsync(id, "t1");
         Assert.Equal("running", restarted.Status);
         Assert.NotEqual(started.Pid, restarted.Pid);
         Assert.NotNull(Swtpm.PidOf(RunDir(id)));
         Assert.NotEqual(swtpmBefore, Swtpm.PidOf(RunDir(id)));
         Assert.True(File.Exists(Path.Combine(StateDir(id), "sentinel")));
+        Assert.False(File.Exists(Path.Combine(StateDir(id), "stray")), "a file the snapshot does not hold stayed in the state");
         await GuestSaysAsync(restarted.SerialLog!, "tpm_crb MSFT0101:00");
-        var loaded = await Client.RollbackSnapshotAsync(id, "mem");
-        Assert.Equal("running", loaded.Status);
-        Assert.Equal(restarted.Pid, loaded.Pid);
-        var memPermall = await File.ReadAllBytesAsync(Path.Combine(SavedDir(id, "mem"), "tpm", "tpm2-00.permall"));
-        Assert.Equal(memPermall, await File.ReadAllBytesAsync(Permall(id)));
-        // From a stopped VM: the state goes back before swtpm starts, QEMU then loads the saved moment (no new boot).
+
+        // Memory rollback from a stopped VM: the state goes back before swtpm starts, then QEMU loads the saved moment.
         await Client.StopVmAsync(id);
-        await File.WriteAllTextAsync(Path.Combine(StateDir(id), "stray"), "not in the snapshot");
         var fromStopped = await Client.RollbackSnapshotAsync(id, "mem");
         Assert.Equal("running", fromStopped.Status);
         Assert.NotNull(Swtpm.PidOf(RunDir(id)));
         Assert.Equal(memPermall, await File.ReadAllBytesAsync(Permall(id)));
-        Assert.False(File.Exists(Path.Combine(StateDir(id), "stray")), "a file the snapshot does not hold stayed in the state");
 
         // Deleting a snapshot deletes its saved state; the other keeps its own.
         await Client.DeleteSnapshotAsync(id, "t1");
