@@ -360,8 +360,8 @@ public sealed partial class VmRuntime(
             {
                 case "name" when after.CloudInit is { Hostname: null, MetaData: null }:
                     return await ApplySeedAsync(monitor, vmId, after, cancellationToken); // the name is the guest's host name
-                case "name" or "description" or "tags" or "protection" or "power_state":
-                    return true; // metadata, or enforced by the caller
+                case "name" or "description" or "tags" or "protection" or "power_state" or "hotplug":
+                    return true; // metadata, enforced by the caller, or a policy read from the stored spec
                 case "disks" or "network_interfaces" when steps.Count == 2:
                     return await HotplugAsync(monitor, vmId, top, steps[1].Name!, after, cancellationToken);
                 case "disks" when steps.Count == 3 && QemuCommand.ThrottleAttributes.Contains(steps[2].Name!):
