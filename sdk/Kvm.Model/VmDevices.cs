@@ -8,8 +8,8 @@ public partial class VmSpec
 {
     /// <summary>USB devices by slot.</summary>
     [Setting("USB devices by slot (`usb0` … `usb13`, Proxmox's `usbN`): a host device passed through by vendor:product or bus-port, " +
-        "or a SPICE redirection channel. All sit on the VM's qemu-xhci controller, `usbN` at port N+2. Adding or removing an entry " +
-        "applies live when `hotplug` has `usb` and the VM has its USB controller (a tablet or another USB device); changing an entry waits for a restart.",
+        "or a SPICE redirection channel. All sit on the VM's qemu-xhci controller, `usbN` at port N+2. A live add or remove also needs the " +
+        "controller to be there already (a tablet or another USB device brings it); changing an entry waits for a restart.",
         KeyPattern = DevicePatterns.UsbSlot, KeyPatternText = "a slot name usb0–usb13", Hotplug = HotplugUsb)]
     public Dictionary<string, UsbDeviceSpec>? UsbDevices { get; set; }
 

@@ -9,9 +9,8 @@ public sealed partial class CpuSpec : IValidatable
 {
     /// <summary>Online vCPUs.</summary>
     [Setting("vCPUs online (Proxmox `vcpus`): at most `sockets` × `cores` × `threads`, which is the most the VM can have. " +
-        "With `cpu` in `hotplug`, changing it plugs or unplugs vCPUs live (unplugging needs the guest to release them; otherwise it applies at the next start); " +
-        "without, a change waits for a restart.",
-        DefaultText = "`sockets` × `cores` × `threads`", Min = 1, Max = 255, Update = UpdateKind.Live)]
+        "Changing it plugs or unplugs vCPUs (unplugging needs the guest to release them; otherwise it applies at the next start).",
+        DefaultText = "`sockets` × `cores` × `threads`", Min = 1, Max = 255, Update = UpdateKind.Live, Hotplug = VmSpec.HotplugCpu)]
     public int? Vcpus { get; set; }
 
     /// <summary>CPU time limit.</summary>
@@ -55,7 +54,7 @@ public sealed partial class CpuSpec : IValidatable
 public sealed partial class MemorySpec : IValidatable
 {
     /// <summary>Memory hot-plug ceiling.</summary>
-    [Setting("Enable memory hot-plug up to this many MiB (QEMU `maxmem`, with DIMM slots): with `memory` in `hotplug`, growing `size_mib` then plugs a DIMM into the running VM. " +
+    [Setting("Enable memory hot-plug up to this many MiB (QEMU `maxmem`, with DIMM slots): with `memory` in `hotplug`, growing `size_mib` plugs a DIMM into the running VM. " +
         "Unset: no hot-plug; a new size applies at the next start.",
         Min = 32, Max = 4_194_304)]
     public long? HotplugMaxMib { get; set; }
