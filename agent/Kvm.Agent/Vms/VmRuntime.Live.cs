@@ -119,6 +119,35 @@ public sealed partial class VmRuntime
             Durable.WriteAtomically(Path.Combine(runDir, "spec.json"), VmStore.Serialize(updated));
     }
 
+    /// <summary>
+    /// On adoption: the online vCPUs and the memory size as QEMU reports them (query-cpus-fast, query-memory-size-summary)
+    /// replace the running spec's, which an older agent may have left at their start values.
+    /// </summary>
+    private async Task ReadBackRunningAsync(VmMonitor monitor, long vmId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var vcpus = (await monitor.ExecuteAsync("query-cpus-fast", cancellationToken: cancellationToken) as JsonArray)?.Count ?? 0;
+            var summary = await monitor.ExecuteAsync("query-memory-size-summary", cancellationToken: cancellationToken);
+            var mib = ((summary?["base-memory"]?.GetValue<long>() ?? 0) + (summary?["plugged-memory"]?.GetValue<long>() ?? 0)) / MiB;
+            var running = VmStore.Deserialize(VmStore.Serialize(monitor.StartedSpec));
+            var changed = false;
+            if (vcpus > 0 && running.Cpu is { } cpu && (cpu.Vcpus ?? cpu.MaxVcpus) != vcpus)
+                (cpu.Vcpus, changed) = (vcpus, true);
+            if (mib > 0 && running.Memory is { } memory && memory.SizeMib != mib)
+                (memory.SizeMib, changed) = (mib, true);
+            if (!changed)
+                return;
+            monitor.StartedSpec = running;
+            if (Directory.Exists(RunDirOf(vmId)))
+                Durable.WriteAtomically(Path.Combine(RunDirOf(vmId), "spec.json"), VmStore.Serialize(running));
+        }
+        catch (Exception e) when (e is QmpException or IOException or TimeoutException)
+        {
+            Log.LiveChangeFailed(logger, vmId, "running spec read-back", e.Message);
+        }
+    }
+
     /// <summary>The running spec as pending changes judge it: with the stored <c>hotplug</c> policy (see <see cref="RecordRunning"/>).</summary>
     private static VmSpec RunningForPending(VmSpec running, VmSpec stored)
     {

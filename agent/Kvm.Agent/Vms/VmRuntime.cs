@@ -544,6 +544,7 @@ public sealed partial class VmRuntime(
         if (monitor is null)
             return false;
         _monitors[vmId] = monitor;
+        await ReadBackRunningAsync(monitor, vmId, cancellationToken);
         RecomputePending(stored, []);
         _ = WhenExitedAsync(monitor);
         Log.VmAdopted(logger, vmId, pid.Value, monitor.Status);

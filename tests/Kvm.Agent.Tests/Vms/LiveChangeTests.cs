@@ -175,4 +175,36 @@ public sealed class LiveChangeTests : IAsyncLifetime
 
         await Client.DeleteVmAsync(id, RunningVmDeletion.Force);
     }
+
+    /// <summary>An agent that adopts a running VM reads its vCPUs and memory back from QEMU, whatever the running spec file says.</summary>
+    [Fact]
+    public async Task AnAdoptingAgentReadsVcpusAndMemoryBackFromQemu()
+    {
+        var spec = Specs.Running();
+        spec.Hotplug = ["cpu", "memory"];
+        spec.Cpu = new CpuSpec { Cores = 2, Vcpus = 1 };
+        spec.Memory = new MemorySpec { SizeMib = 128, HotplugMaxMib = 256 };
+        var created = await Client.CreateVmAsync(spec);
+        var id = created.Value.VmId!.Value;
+        spec = created.Value.ToSpec();
+        spec.Cpu!.Vcpus = 2;
+        spec.Memory!.SizeMib = 192;
+        Assert.All((await Client.UpdateVmAsync(id, spec, created.ETag)).Value.Changes, c => Assert.Equal(AppliedChange.Live, c.Outcome));
+
+        await _agent.StopAgentOnlyAsync();
+        // As an agent before live changes were recorded left it: the start values.
+        var file = Path.Join(_agent.RunDir, id.ToString(System.Globalization.CultureInfo.InvariantCulture), "spec.json");
+        var stale = JsonNode.Parse(File.ReadAllText(file))!;
+        stale["cpu"]!["vcpus"] = 1;
+        stale["memory"]!["size_mib"] = 128;
+        File.WriteAllText(file, stale.ToJsonString());
+
+        _agent = await TestAgent.RestartOnAsync(_agent.Root);
+        Assert.Equal(2, RunningSpec(id)["cpu"]!["vcpus"]!.GetValue<int>());
+        Assert.Equal(192, RunningSpec(id)["memory"]!["size_mib"]!.GetValue<long>());
+        spec = (await Client.GetVmAsync(id)).Value.ToSpec();
+        spec.Hotplug = ["disk"];
+        Assert.Null((await Client.UpdateVmAsync(id, spec)).Value.Vm.PendingChanges);
+        await Client.DeleteVmAsync(id, RunningVmDeletion.Force);
+    }
 }
