@@ -77,8 +77,8 @@ public sealed partial class MemorySpec : IValidatable
     public bool? Ksm { get; set; }
 
     /// <summary>
-    /// memory.size_mib is live only when it grows within an unchanged <c>hotplug_max_mib</c> (a DIMM is plugged); any other
-    /// size change needs a restart, so plans warn and <c>update_policy</c> applies.
+    /// memory.size_mib is live only when it grows within an unchanged <c>hotplug_max_mib</c> (a DIMM is plugged) and <c>memory</c> is in
+    /// <c>hotplug</c> (<see cref="VmSpec.RefineHotplugChanges"/>); any other size change needs a restart, so plans warn and <c>update_policy</c> applies.
     /// </summary>
     public static void RefineSizeChange(VmSpec before, VmSpec after, List<SettingChange> changes)
     {
