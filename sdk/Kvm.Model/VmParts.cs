@@ -63,8 +63,8 @@ public sealed partial class CpuSpec
 public sealed partial class MemorySpec
 {
     /// <summary>Size.</summary>
-    [Setting("Memory in MiB. Grows live when `hotplug_max_mib` is set (a DIMM is plugged); any other change applies at the next start.",
-        Default = 512, Min = 16, Max = 4_194_304, Update = UpdateKind.Live)]
+    [Setting("Memory in MiB. Grows live (a DIMM is plugged) up to `hotplug_max_mib` when that is set; a shrink, or any other change, applies at the next start.",
+        Default = 512, Min = 16, Max = 4_194_304, Update = UpdateKind.Live, Hotplug = VmSpec.HotplugMemory)]
     public long? SizeMib { get; set; }
 
     /// <summary>Balloon.</summary>

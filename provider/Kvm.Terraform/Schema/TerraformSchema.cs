@@ -233,6 +233,8 @@ public static class TerraformSchema
             return string.Join(" ", parts);
         parts.Add((s.Update, isObjectMap) switch
         {
+            (_, true) when s.Hotplug is { } entries => $"Adding or removing entries: changes {liveWords}, when `hotplug` has `{entries}`; otherwise they need a restart of the VM (see `update_policy`).",
+            (UpdateKind.Live, false) when s.Hotplug is { } hotplug => $"Changes {liveWords}, when `hotplug` has `{hotplug}`; otherwise they need a restart of the VM (see `update_policy`).",
             (UpdateKind.Replace, _) => "Changing it forces replacement.",
             (UpdateKind.Live, true) => $"Adding or removing entries: changes {liveWords}.",
             (UpdateKind.Live, false) => $"Changes {liveWords}.",
