@@ -21,7 +21,7 @@ public class VolumeSpec : IValidatable
     public long? SizeGib { get; set; }
 
     /// <summary>Format.</summary>
-    [Setting("Image format: `qcow2` or `raw`.", Default = "qcow2", OneOf = ["qcow2", "raw"], Update = UpdateKind.Replace)]
+    [Setting("Image format: `qcow2` or `raw`. A volume in an `lvm-thin` pool is a raw thin logical volume: set `raw` there.", Default = "qcow2", OneOf = ["qcow2", "raw"], Update = UpdateKind.Replace)]
     public string? Format { get; set; }
 
     /// <summary>Preallocation.</summary>

@@ -109,7 +109,7 @@ public sealed partial class DiskSpec : IValidatable
     public long? SizeGib { get; set; }
 
     /// <summary>Format.</summary>
-    [Setting("Image format of an inline disk: `qcow2`, `raw` or `vmdk`.", Default = "qcow2", OneOf = ["qcow2", "raw", "vmdk"], Update = UpdateKind.Replace)]
+    [Setting("Image format of an inline disk: `qcow2`, `raw` or `vmdk`. In an `lvm-thin` pool the disk is a raw thin logical volume: set `raw` there.", Default = "qcow2", OneOf = ["qcow2", "raw", "vmdk"], Update = UpdateKind.Replace)]
     public string? Format { get; set; }
 
     /// <summary>Pool.</summary>

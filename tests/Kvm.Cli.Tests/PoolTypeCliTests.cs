@@ -12,6 +12,18 @@ public sealed class PoolTypeCliTests : IAsyncLifetime
     public async Task DisposeAsync() => await _agent.DisposeAsync();
 
     [Fact]
+    public async Task HostPrintsThePoolTypesAndWhatIsMissingForTheOthers()
+    {
+        var host = await _agent.Client.GetHostAsync();
+        var result = await _agent.RunAsync("host");
+        Assert.Equal(0, result.ExitCode);
+        var flat = string.Join(' ', result.Stdout.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("pool types: " + string.Join(", ", host.StoragePoolTypes!), flat, StringComparison.Ordinal);
+        foreach (var (type, missing) in host.StoragePoolTypesUnavailable!)
+            Assert.Contains($"not {type}: {missing}", flat, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AMissingTypeSettingNamesItsFlagAndNothingIsSent()
     {
         var result = await _agent.RunAsync("pools", "create", "thin", "--type", "lvm-thin", "--volume-group", "vg0");
