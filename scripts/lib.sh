@@ -9,6 +9,7 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 HOST_PACKAGES=(
   qemu-system-x86 qemu-utils ovmf iproute2 swtpm swtpm-tools genisoimage
   dnsmasq-base nftables busybox-static cpio gzip xz-utils zstd bzip2 curl ca-certificates util-linux procps pciutils
+  lvm2 thin-provisioning-tools nfs-common
 )
 
 ensure_packages() {

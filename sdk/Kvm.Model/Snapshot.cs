@@ -37,8 +37,9 @@ public class SnapshotSpec : IValidatable
 }
 
 /// <summary>A snapshot as the agent reports it.</summary>
-[Resource("snapshot", "A snapshot of a VM: internal qcow2 snapshots of all its writable disks taken together, optionally with the running VM's memory state. " +
-    "It lives inside the VM's disk images, so deleting the VM deletes its snapshots. Roll back with `kvmctl snapshots rollback` or " +
+[Resource("snapshot", "A snapshot of a VM: internal qcow2 snapshots of all its writable disks taken together, optionally with the running VM's memory state, " +
+    "and copies of its TPM state and EFI variable store. " +
+    "It lives inside the VM's disk images (the TPM and EFI copies next to the VM's definition), so deleting the VM deletes its snapshots. Roll back with `kvmctl snapshots rollback` or " +
     "`POST /v1/vms/{vm_id}/snapshots/{name}/rollback`.")]
 public sealed class Snapshot : SnapshotSpec
 {
@@ -69,6 +70,16 @@ public sealed class Snapshot : SnapshotSpec
     /// <summary>File systems frozen.</summary>
     [Setting("True when the guest's file systems were frozen through the guest agent while the disks were snapshotted.", ReadOnly = true)]
     public bool? FsFrozen { get; set; }
+
+    /// <summary>TPM state saved.</summary>
+    [Setting("The TPM whose state the snapshot holds (`v2.0` or `v1.2`): a copy of the VM's swtpm state taken with the disks, which a rollback " +
+        "puts back (unlike Proxmox, a VM with a TPM can be snapshotted). Null when the VM had no TPM.", ReadOnly = true)]
+    public string? TpmState { get; set; }
+
+    /// <summary>EFI variables saved.</summary>
+    [Setting("True when the snapshot holds a copy of the UEFI VM's EFI variable store (efidisk: boot entries, Secure Boot keys), which a rollback puts back.",
+        ReadOnly = true)]
+    public bool? EfiVars { get; set; }
 
     /// <summary>The user-set part only.</summary>
     public SnapshotSpec ToSpec() => new() { VmId = VmId, Name = Name, Description = Description, IncludeMemory = IncludeMemory };

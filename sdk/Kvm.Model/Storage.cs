@@ -21,7 +21,7 @@ public class VolumeSpec : IValidatable
     public long? SizeGib { get; set; }
 
     /// <summary>Format.</summary>
-    [Setting("Image format: `qcow2` or `raw`.", Default = "qcow2", OneOf = ["qcow2", "raw"], Update = UpdateKind.Replace)]
+    [Setting("Image format: `qcow2` or `raw`. A volume in an `lvm-thin` pool is a raw thin logical volume: set `raw` there.", Default = "qcow2", OneOf = ["qcow2", "raw"], Update = UpdateKind.Replace)]
     public string? Format { get; set; }
 
     /// <summary>Preallocation.</summary>
@@ -71,8 +71,8 @@ public sealed class Volume : VolumeSpec
     public List<string>? AttachedTo { get; set; }
 }
 
-/// <summary>A storage pool the user wants.</summary>
-public class StoragePoolSpec
+/// <summary>A storage pool the user wants (the settings of the <c>lvm-thin</c> and <c>nfs</c> types are in StoragePoolTypes.cs).</summary>
+public partial class StoragePoolSpec
 {
     /// <summary>Name.</summary>
     [Setting("Pool name, used in volume references (`<pool>/<name>`). `default` is built in.", Required = true,
@@ -80,25 +80,27 @@ public class StoragePoolSpec
     public string? Name { get; set; }
 
     /// <summary>Type.</summary>
-    [Setting("Pool type: `dir` (a directory of image files).", Default = "dir", OneOf = ["dir"], Update = UpdateKind.Replace)]
+    [Setting("Pool type: `dir` (a directory of image files), `lvm-thin` (raw thin logical volumes in an existing LVM thin pool) or " +
+        "`nfs` (an NFS export the agent mounts and uses as a directory). `host.storage_pool_types` lists the types a host can serve.",
+        Default = "dir", OneOf = ["dir", "lvm-thin", "nfs"], Update = UpdateKind.Replace)]
     public string? Type { get; set; }
 
     /// <summary>Path.</summary>
-    [Setting("Absolute directory on the host; created when missing.", Required = true, Pattern = Patterns.AbsolutePath,
+    [Setting("Absolute directory on the host; created when missing. Required for `dir`, not used by the other types.", Pattern = Patterns.AbsolutePath,
         PatternText = "an absolute path", MaxLength = 1024, Update = UpdateKind.Replace)]
     public string? Path { get; set; }
 }
 
 /// <summary>A storage pool as the agent reports it.</summary>
-[Resource("storage_pool", "A storage pool on a host: a directory that holds volumes, inline disks and ISO images.")]
-public sealed class StoragePool : StoragePoolSpec
+[Resource("storage_pool", "A storage pool on a host: a directory, an LVM thin pool or an NFS export that holds volumes, inline disks and ISO images.")]
+public sealed partial class StoragePool : StoragePoolSpec
 {
     /// <summary>Capacity.</summary>
-    [Setting("Size of the file system that holds the pool, in bytes.", ReadOnly = true)]
+    [Setting("Size of the file system that holds the pool (for `lvm-thin`: of the thin pool), in bytes.", ReadOnly = true)]
     public long? CapacityBytes { get; set; }
 
     /// <summary>Free space.</summary>
-    [Setting("Free bytes on that file system.", ReadOnly = true)]
+    [Setting("Free bytes on that file system (for `lvm-thin`: the thin pool's unused data space).", ReadOnly = true)]
     public long? AvailableBytes { get; set; }
 
     /// <summary>Built in.</summary>

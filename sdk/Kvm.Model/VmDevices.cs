@@ -8,8 +8,9 @@ public partial class VmSpec
 {
     /// <summary>USB devices by slot.</summary>
     [Setting("USB devices by slot (`usb0` … `usb13`, Proxmox's `usbN`): a host device passed through by vendor:product or bus-port, " +
-        "or a SPICE redirection channel. All sit on the VM's qemu-xhci controller.",
-        KeyPattern = DevicePatterns.UsbSlot, KeyPatternText = "a slot name usb0–usb13")]
+        "or a SPICE redirection channel. All sit on the VM's qemu-xhci controller, `usbN` at port N+2. A live add or remove also needs the " +
+        "controller to be there already (a tablet or another USB device brings it); changing an entry waits for a restart.",
+        KeyPattern = DevicePatterns.UsbSlot, KeyPatternText = "a slot name usb0–usb13", Hotplug = HotplugUsb)]
     public Dictionary<string, UsbDeviceSpec>? UsbDevices { get; set; }
 
     /// <summary>PCI passthrough by slot.</summary>
@@ -80,7 +81,8 @@ public sealed class UsbDeviceSpec : IValidatable
     public string? Host { get; set; }
 
     /// <summary>USB 3.</summary>
-    [Setting("Put the device on one of the controller's USB 3 (SuperSpeed) ports instead of a USB 2 port.", Default = false)]
+    [Setting("Proxmox's `usb3`, accepted for compatibility: every port of the qemu-xhci controller takes USB 2 and USB 3 devices, so a SuperSpeed " +
+        "device runs at its speed either way and the port does not change.", Default = false)]
     public bool? Usb3 { get; set; }
 
     /// <summary>Is a SPICE channel.</summary>
@@ -189,8 +191,9 @@ public sealed class WatchdogSpec
     public string? Model { get; set; }
 
     /// <summary>Action.</summary>
-    [Setting("What QEMU does when the watchdog fires: `reset`, `shutdown` (ACPI power button), `poweroff`, `pause`, `debug` (log only) or `none`.",
-        Default = "reset", OneOf = ["reset", "shutdown", "poweroff", "pause", "debug", "none"])]
+    [Setting("What QEMU does when the watchdog fires: `reset`, `shutdown` (ACPI power button), `poweroff`, `pause`, `debug` (log only) or `none`. " +
+        "Changed live (QMP `watchdog-set-action`).",
+        Default = "reset", OneOf = ["reset", "shutdown", "poweroff", "pause", "debug", "none"], Update = UpdateKind.Live)]
     public string? Action { get; set; }
 }
 

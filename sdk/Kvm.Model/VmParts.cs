@@ -63,8 +63,8 @@ public sealed partial class CpuSpec
 public sealed partial class MemorySpec
 {
     /// <summary>Size.</summary>
-    [Setting("Memory in MiB. Grows live when `hotplug_max_mib` is set (a DIMM is plugged); any other change applies at the next start.",
-        Default = 512, Min = 16, Max = 4_194_304, Update = UpdateKind.Live)]
+    [Setting("Memory in MiB. Grows live (a DIMM is plugged) up to `hotplug_max_mib` when that is set; a shrink, or any other change, applies at the next start.",
+        Default = 512, Min = 16, Max = 4_194_304, Update = UpdateKind.Live, Hotplug = VmSpec.HotplugMemory)]
     public long? SizeMib { get; set; }
 
     /// <summary>Balloon.</summary>
@@ -109,7 +109,7 @@ public sealed partial class DiskSpec : IValidatable
     public long? SizeGib { get; set; }
 
     /// <summary>Format.</summary>
-    [Setting("Image format of an inline disk: `qcow2`, `raw` or `vmdk`.", Default = "qcow2", OneOf = ["qcow2", "raw", "vmdk"], Update = UpdateKind.Replace)]
+    [Setting("Image format of an inline disk: `qcow2`, `raw` or `vmdk`. In an `lvm-thin` pool the disk is a raw thin logical volume: set `raw` there.", Default = "qcow2", OneOf = ["qcow2", "raw", "vmdk"], Update = UpdateKind.Replace)]
     public string? Format { get; set; }
 
     /// <summary>Pool.</summary>

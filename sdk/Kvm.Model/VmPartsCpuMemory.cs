@@ -9,8 +9,8 @@ public sealed partial class CpuSpec : IValidatable
 {
     /// <summary>Online vCPUs.</summary>
     [Setting("vCPUs online (Proxmox `vcpus`): at most `sockets` × `cores` × `threads`, which is the most the VM can have. " +
-        "Changing it plugs or unplugs vCPUs live (unplugging needs the guest to release them; otherwise it applies at the next start).",
-        DefaultText = "`sockets` × `cores` × `threads`", Min = 1, Max = 255, Update = UpdateKind.Live)]
+        "Changing it plugs or unplugs vCPUs (unplugging needs the guest to release them; otherwise it applies at the next start).",
+        DefaultText = "`sockets` × `cores` × `threads`", Min = 1, Max = 255, Update = UpdateKind.Live, Hotplug = VmSpec.HotplugCpu)]
     public int? Vcpus { get; set; }
 
     /// <summary>CPU time limit.</summary>
@@ -54,7 +54,7 @@ public sealed partial class CpuSpec : IValidatable
 public sealed partial class MemorySpec : IValidatable
 {
     /// <summary>Memory hot-plug ceiling.</summary>
-    [Setting("Enable memory hot-plug up to this many MiB (QEMU `maxmem`, with DIMM slots): growing `size_mib` then plugs a DIMM into the running VM. " +
+    [Setting("Enable memory hot-plug up to this many MiB (QEMU `maxmem`, with DIMM slots): with `memory` in `hotplug`, growing `size_mib` plugs a DIMM into the running VM. " +
         "Unset: no hot-plug; a new size applies at the next start.",
         Min = 32, Max = 4_194_304)]
     public long? HotplugMaxMib { get; set; }
@@ -77,8 +77,8 @@ public sealed partial class MemorySpec : IValidatable
     public bool? Ksm { get; set; }
 
     /// <summary>
-    /// memory.size_mib is live only when it grows within an unchanged <c>hotplug_max_mib</c> (a DIMM is plugged); any other
-    /// size change needs a restart, so plans warn and <c>update_policy</c> applies.
+    /// memory.size_mib is live only when it grows within an unchanged <c>hotplug_max_mib</c> (a DIMM is plugged) and <c>memory</c> is in
+    /// <c>hotplug</c> (<see cref="VmSpec.RefineHotplugChanges"/>); any other size change needs a restart, so plans warn and <c>update_policy</c> applies.
     /// </summary>
     public static void RefineSizeChange(VmSpec before, VmSpec after, List<SettingChange> changes)
     {

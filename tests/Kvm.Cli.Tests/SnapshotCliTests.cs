@@ -28,7 +28,7 @@ public sealed class SnapshotCliTests : IAsyncLifetime
         Assert.Contains("snapshot clean of VM 310 taken (stopped)", (await Ok("snapshots", "create", "310", "clean", "--description", "fresh")).Stdout, StringComparison.Ordinal);
         await Ok("snapshots", "create", "310", "second");
         var list = (await Ok("snapshots", "310")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Matches(@"^NAME\s+PARENT\s+TAKEN\s+VM\s+MEMORY\s+DESCRIPTION$", list[0]);
+        Assert.Matches(@"^NAME\s+PARENT\s+TAKEN\s+VM\s+MEMORY\s+ALSO\s+DESCRIPTION$", list[0]);
         Assert.Matches(@"^clean\s+\S+\s+stopped\s+fresh$", list[1]);
         Assert.Matches(@"^second\s+clean\s+\S+\s+stopped$", list[2]);
 

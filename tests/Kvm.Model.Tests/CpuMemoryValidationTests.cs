@@ -74,10 +74,11 @@ public class CpuMemoryValidationTests
     [Fact]
     public void LimitsWeightAffinityVcpusSizeAndSharesAreLiveTopologyAndBackingNeedARestart()
     {
-        var before = new VmSpec { Name = "a" };
+        var before = new VmSpec { Name = "a", Hotplug = ["cpu", "memory"] };
         var after = new VmSpec
         {
             Name = "a",
+            Hotplug = ["cpu", "memory"],
             Cpu = new CpuSpec { Cores = 2, Vcpus = 1, Limit = 1, Weight = 10, Affinity = "0", Nested = true },
             Memory = new MemorySpec { SizeMib = 1024, HotplugMaxMib = 4096, Shares = 10, Hugepages = "2", Ksm = false },
         };
@@ -97,8 +98,8 @@ public class CpuMemoryValidationTests
     [InlineData(1024L, null, 2048L, null, UpdateKind.Restart)]    // no hot-plug
     public void AMemorySizeChangeIsLiveOnlyAsAHotPlugGrowth(long before, long? beforeMax, long after, long? afterMax, UpdateKind kind)
     {
-        var a = new VmSpec { Name = "a", Memory = new MemorySpec { SizeMib = before, HotplugMaxMib = beforeMax } };
-        var b = new VmSpec { Name = "a", Memory = new MemorySpec { SizeMib = after, HotplugMaxMib = afterMax } };
+        var a = new VmSpec { Name = "a", Hotplug = ["memory"], Memory = new MemorySpec { SizeMib = before, HotplugMaxMib = beforeMax } };
+        var b = new VmSpec { Name = "a", Hotplug = ["memory"], Memory = new MemorySpec { SizeMib = after, HotplugMaxMib = afterMax } };
         Assert.Equal(kind, Changes.Classify(a, b).Single(c => c.Attribute == "memory.size_mib").Kind);
     }
 }

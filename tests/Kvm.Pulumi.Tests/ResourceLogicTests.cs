@@ -139,6 +139,21 @@ public class ResourceLogicTests
     }
 
     [Fact]
+    public void VcpusAndUsbDevicesFollowHotplugAndTheWatchdogActionIsLive()
+    {
+        const string Base = """{"host":"lab-01","name":"web","memory":{"sizeMib":1024},"disks":{"scsi0":{"sizeGib":10}}""";
+        var state = State("""
+            {"host":"lab-01","vm_id":100,"name":"web","memory":{"size_mib":1024},"disks":{"scsi0":{"size_gib":10}},"cpu":{"cores":4,"vcpus":2},
+             "watchdog":{"action":"reset"},"status":"running","pid":4242}
+            """);
+        Assert.Equal(["cpu.vcpus Update Restart"], Describe(Diff(Base + ""","cpu":{"cores":4,"vcpus":3},"watchdog":{"action":"reset"}}""", state)));
+        Assert.Equal(["watchdog.action Update Live"], Describe(Diff(Base + ""","cpu":{"cores":4,"vcpus":2},"watchdog":{"action":"pause"}}""", state)));
+        state["hotplug"] = new JsonArray("cpu", "usb");
+        Assert.Equal(["cpu.vcpus Update Live", "usbDevices[\"usb0\"] Add Live"],
+            Describe(Diff(Base + ""","hotplug":["cpu","usb"],"cpu":{"cores":4,"vcpus":3},"watchdog":{"action":"reset"},"usbDevices":{"usb0":{"host":"spice"}},"display":{"spice":true}}""", state)).Where(c => !c.StartsWith("display", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void UnknownValuesAreChangesOfTheirWorstKind()
     {
         var outcome = Diff($$$"""{"host":"lab-01","name":"web","memory":{"sizeMib":"{{{Sentinels.Unknown}}}"},"disks":{"scsi0":{"sizeGib":10}},"firmware":"{{{Sentinels.Unknown}}}"}""");

@@ -20,7 +20,7 @@ public static class HostApi
 
     private static Ok<HostDeviceInventory> GetDevices() => TypedResults.Ok(HostDevices.Read());
 
-    private static Ok<HostInfo> GetHost(HostFacts facts, Kvm.Agent.Storage.StoragePools pools) => TypedResults.Ok(WithCpuMemory(facts, WithDevices(new HostInfo
+    private static Ok<HostInfo> GetHost(HostFacts facts, Kvm.Agent.Storage.StoragePools pools) => TypedResults.Ok(WithStorage(WithCpuMemory(facts, WithDevices(new HostInfo
     {
         Hostname = Environment.MachineName,
         AgentVersion = typeof(HostApi).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0",
@@ -36,7 +36,15 @@ public static class HostApi
         EfiVarsTemplates = [.. new[] { facts.Ovmf.Vars2M is null ? null : "2m", facts.Ovmf.Vars4M is null ? null : "4m" }.OfType<string>()],
         SecureBootAvailable = facts.Ovmf.Code4MSecure is not null && facts.Ovmf.Vars4MEnrolled is not null,
         StoragePools = [.. pools.All().Select(p => p.Name)],
-    })));
+    })), pools));
+
+    private static HostInfo WithStorage(HostInfo info, Kvm.Agent.Storage.StoragePools pools)
+    {
+        var support = pools.Support();
+        info.StoragePoolTypes = [.. support.Where(s => s.Value is null).Select(s => s.Key)];
+        info.StoragePoolTypesUnavailable = support.Where(s => s.Value is not null).ToDictionary(s => s.Key, s => s.Value!, StringComparer.Ordinal);
+        return info;
+    }
 
     private static HostInfo WithDevices(HostInfo info)
     {

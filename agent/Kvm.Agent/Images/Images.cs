@@ -108,6 +108,10 @@ public sealed class Images : IDisposable
         var effective = Defaults.Apply(spec);
         var name = effective.Name!;
         var pool = _pools.Find(effective.Pool) ?? throw AgentProblemException.Invalid("pool", $"No storage pool named \"{effective.Pool}\".");
+        if (pool.Spec.Type == "lvm-thin" || !StoragePools.IsReady(pool))
+            throw AgentProblemException.Invalid("pool", pool.Spec.Type == "lvm-thin"
+                ? $"storage pool \"{pool.Name}\" is lvm-thin, which holds raw disks only; keep images in a dir or nfs pool."
+                : $"nfs storage pool \"{pool.Name}\" is not mounted at {pool.Path}.");
         var directory = ImagesDir(pool);
         Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, name);

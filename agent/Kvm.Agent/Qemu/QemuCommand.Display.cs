@@ -44,7 +44,7 @@ public static partial class QemuCommand
             c.Arg("-vnc", VncListen);
         if (c.Vm.Tablet == true)
         {
-            c.Arg("-device", XhciDevice(c));
+            c.Arg("-device", XhciDevice());
             c.Arg("-device", "usb-tablet,id=tablet,bus=xhci.0");
         }
     }

@@ -50,7 +50,7 @@ public static partial class QemuCommand
     }
 
     /// <summary>
-    /// The argv pairs the builder gives one disk or NIC slot of <paramref name="spec"/>, with exactly the same
+    /// The argv pairs the builder gives one disk, NIC or USB slot of <paramref name="spec"/>, with exactly the same
     /// properties as at a cold start: a hot-plug sends these. A shared SCSI controller (<c>scsihwN</c>) is not
     /// part of them; see <see cref="ScsiControllerDevice"/>.
     /// </summary>
@@ -68,8 +68,10 @@ public static partial class QemuCommand
             Disk(c, slot, disk);
         else if (c.Vm.NetworkInterfaces?.GetValueOrDefault(slot) is { } nic)
             Nic(c, slot, nic);
+        else if (c.Vm.UsbDevices?.GetValueOrDefault(slot) is { } usb)
+            UsbDevice(c, slot, usb);
         else
-            c.Error(SlotPath(slot), $"internal: no disk or network interface in slot \"{slot}\".");
+            c.Error(SlotPath(slot), $"internal: no disk, network interface or USB device in slot \"{slot}\".");
         c.CheckArgv();
         if (c.Errors.Count > 0)
             return new DeviceArgs([], c.Errors);
@@ -102,5 +104,5 @@ public static partial class QemuCommand
     }
 
     private static Kvm.Model.Schema.AttrPath SlotPath(string slot) =>
-        Attr(slot.StartsWith("net", StringComparison.Ordinal) ? "network_interfaces" : "disks").Key(slot);
+        Attr(slot.StartsWith("net", StringComparison.Ordinal) ? "network_interfaces" : slot.StartsWith("usb", StringComparison.Ordinal) ? "usb_devices" : "disks").Key(slot);
 }

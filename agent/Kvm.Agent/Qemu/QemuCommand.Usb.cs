@@ -13,14 +13,12 @@ public static partial class QemuCommand
     private static bool XhciFromDisplay(Context c) =>
         c.Vm.Tablet == true && VgaDevices.ContainsKey(c.Vm.Display!.Vga!) && !HasPrimaryGpu(c);
 
-    /// <summary>The qemu-xhci controller; with USB devices, every port it can have, so each slot gets a fixed port.</summary>
-    internal static string XhciDevice(Context c)
-    {
-        var device = QemuOptions.Of("qemu-xhci").Add("id", "xhci").Add("addr", PciAddress(UsbSlot));
-        if (c.Vm.UsbDevices is { Count: > 0 })
-            device.Add("p2", XhciPorts).Add("p3", XhciPorts);
-        return device.ToString();
-    }
+    /// <summary>
+    /// The qemu-xhci controller, always with every port it can have (15; each takes USB 2 and USB 3 devices), so each
+    /// slot has a fixed port and a USB device can be hot-plugged into any VM that has the controller.
+    /// </summary>
+    internal static string XhciDevice() =>
+        QemuOptions.Of("qemu-xhci").Add("id", "xhci").Add("addr", PciAddress(UsbSlot)).Add("p2", XhciPorts).Add("p3", XhciPorts).ToString();
 
     private static void Usb(Context c)
     {
@@ -28,32 +26,34 @@ public static partial class QemuCommand
         if (devices.Count == 0)
             return;
         if (!XhciFromDisplay(c))
-            c.Arg("-device", XhciDevice(c));
+            c.Arg("-device", XhciDevice());
         foreach (var slot in devices.Keys.Order(SlotComparer))
+            UsbDevice(c, slot, devices[slot]);
+    }
+
+    /// <summary>One USB slot's argv (a cold start and a hot-plug send the same): <c>usbN</c> at port N+2 (port 1 is the tablet's).</summary>
+    private static void UsbDevice(Context c, string slot, UsbDeviceSpec usb)
+    {
+        // qemu-xhci pairs each USB 2 port with a USB 3 port of the same number: usb3 does not move the device.
+        var port = ParseSlot(slot).Index + 2;
+        QemuOptions.Builder device;
+        if (usb.IsSpice())
         {
-            var usb = devices[slot];
-            var index = ParseSlot(slot).Index;
-            // Port 1 is the tablet's; usbN takes USB 2 port N+2, or USB 3 port N+1 after the USB 2 ports.
-            var port = usb.Usb3 == true ? XhciPorts + 1 + index : index + 2;
-            QemuOptions.Builder device;
-            if (usb.IsSpice())
-            {
-                c.Arg("-chardev", $"spicevmc,id={slot}-redir,name=usbredir");
-                device = QemuOptions.Of("usb-redir").Add("id", slot).Add("chardev", slot + "-redir");
-            }
-            else if (usb.IsBusPort())
-            {
-                var dash = usb.Host!.IndexOf('-', StringComparison.Ordinal);
-                device = QemuOptions.Of("usb-host").Add("id", slot).Add("hostbus", int.Parse(usb.Host[..dash], CultureInfo.InvariantCulture))
-                    .Add("hostport", usb.Host[(dash + 1)..]);
-            }
-            else
-            {
-                var (vendor, product) = UsbIds(usb.Host!);
-                device = QemuOptions.Of("usb-host").Add("id", slot).Add("vendorid", "0x" + vendor).Add("productid", "0x" + product);
-            }
-            c.Arg("-device", device.Add("bus", "xhci.0").Add("port", port).ToString());
+            c.Arg("-chardev", $"spicevmc,id={slot}-redir,name=usbredir");
+            device = QemuOptions.Of("usb-redir").Add("id", slot).Add("chardev", slot + "-redir");
         }
+        else if (usb.IsBusPort())
+        {
+            var dash = usb.Host!.IndexOf('-', StringComparison.Ordinal);
+            device = QemuOptions.Of("usb-host").Add("id", slot).Add("hostbus", int.Parse(usb.Host[..dash], CultureInfo.InvariantCulture))
+                .Add("hostport", usb.Host[(dash + 1)..]);
+        }
+        else
+        {
+            var (vendor, product) = UsbIds(usb.Host!);
+            device = QemuOptions.Of("usb-host").Add("id", slot).Add("vendorid", "0x" + vendor).Add("productid", "0x" + product);
+        }
+        c.Arg("-device", device.Add("bus", "xhci.0").Add("port", port).ToString());
     }
 
     /// <summary><c>1234:ABCD</c> or <c>0x1234:0xabcd</c> → ("1234", "abcd").</summary>

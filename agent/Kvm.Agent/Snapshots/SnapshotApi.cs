@@ -13,6 +13,7 @@ public static class SnapshotApi
     public static IServiceCollection AddSnapshots(this IServiceCollection services)
     {
         services.AddSingleton<SnapshotBook>();
+        services.AddSingleton<SnapshotFiles>();
         services.AddSingleton<VmSnapshots>();
         return services;
     }

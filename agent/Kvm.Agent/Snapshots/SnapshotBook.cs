@@ -42,12 +42,14 @@ public sealed class SnapshotRecord
     [JsonPropertyName("fs_frozen")] public bool FsFrozen { get; set; }
 
     /// <summary>
-    /// TODO(tpm): host path of a copy of the VM's swtpm state directory taken with the snapshot (unlike Proxmox, a VM with a TPM
-    /// can be snapshotted). When the TPM feature lands: copy the state dir here at create (swtpm quiesced: memory snapshots run
-    /// with the VM stopped by QEMU, disk-only ones should pause it for the copy), copy it back at rollback before QEMU/swtpm start,
-    /// and delete it with the snapshot. Null until then; kept in the format so records written now stay readable.
+    /// Host path of the copy of the VM's swtpm state directory taken with the snapshot (unlike Proxmox, a VM with a TPM can be
+    /// snapshotted), or null when the VM had no TPM (see <see cref="SnapshotFiles"/>).
     /// </summary>
     [JsonPropertyName("tpm_state")] public string? TpmState { get; set; }
+    /// <summary>The version of the TPM whose state <see cref="TpmState"/> holds.</summary>
+    [JsonPropertyName("tpm_version")] public string? TpmVersion { get; set; }
+    /// <summary>Host path of the copy of the VM's raw EFI variable store (efidisk) taken with the snapshot, or null (BIOS VM).</summary>
+    [JsonPropertyName("efi_vars")] public string? EfiVars { get; set; }
 }
 
 /// <summary>All snapshots of one VM and which one the VM's present state comes from.</summary>

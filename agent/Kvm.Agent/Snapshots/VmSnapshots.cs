@@ -26,6 +26,7 @@ public sealed partial class VmSnapshots(
     VmRuntime runtime,
     VmLocks locks,
     SnapshotBook book,
+    SnapshotFiles files,
     ICommandRunner runner,
     ILogger<VmSnapshots> logger,
     IServiceProvider services)
@@ -71,6 +72,7 @@ public sealed partial class VmSnapshots(
             }
             // Left half-made by a crash: remove what it made, then take it again.
             await RemoveFromImagesAsync(vmId, existing, cancellationToken);
+            files.Delete(vmId, existing.Name);
             snapshots.Snapshots.Remove(existing);
             book.Save(vmId, snapshots);
         }
@@ -105,21 +107,35 @@ public sealed partial class VmSnapshots(
         try
         {
             if (monitor is null)
+            {
                 await CreateOfflineAsync(vmId, record, cancellationToken);
+                files.Save(vmId, stored.Spec, record);
+            }
             else if (includeMemory)
-                await RunJobAsync(monitor, "snapshot-save", vmId, new JsonObject
+            {
+                // The TPM state and EFI variables are copied while the guest is paused, then QEMU saves the same moment.
+                await WhilePausedAsync(monitor, vmId, files.HasAny(vmId, stored.Spec), async () =>
                 {
-                    ["tag"] = name,
-                    ["vmstate"] = QemuCommand.DriveNode(record.VmStateDisk!),
-                    ["devices"] = Nodes(record),
+                    files.Save(vmId, stored.Spec, record);
+                    await RunJobAsync(monitor, "snapshot-save", vmId, new JsonObject
+                    {
+                        ["tag"] = name,
+                        ["vmstate"] = QemuCommand.DriveNode(record.VmStateDisk!),
+                        ["devices"] = Nodes(record),
+                    }, cancellationToken);
                 }, cancellationToken);
+            }
             else
                 record.FsFrozen = await CreateLiveDisksOnlyAsync(vmId, stored.Spec, monitor, record, cancellationToken);
         }
         catch
         {
-            try { await RemoveFromImagesAsync(vmId, record, CancellationToken.None); }
-            catch (Exception e) when (e is AgentProblemException or IOException or TimeoutException or QmpException) { LogCleanupFailed(logger, vmId, name, e.Message); }
+            try
+            {
+                await RemoveFromImagesAsync(vmId, record, CancellationToken.None);
+                files.Delete(vmId, name);
+            }
+            catch (Exception e) when (e is AgentProblemException or IOException or TimeoutException or QmpException or UnauthorizedAccessException) { LogCleanupFailed(logger, vmId, name, e.Message); }
             snapshots.Snapshots.Remove(record);
             book.Save(vmId, snapshots);
             throw;
@@ -167,6 +183,7 @@ public sealed partial class VmSnapshots(
         if (snapshots.Snapshots.FirstOrDefault(s => s.Name == name) is not { } record)
             return;
         await RemoveFromImagesAsync(vmId, record, cancellationToken);
+        files.Delete(vmId, name);
         snapshots.Snapshots.Remove(record);
         foreach (var child in snapshots.Snapshots.Where(s => s.Parent == name))
             child.Parent = record.Parent;
@@ -193,17 +210,29 @@ public sealed partial class VmSnapshots(
             if (!disks.TryGetValue(slot, out var now) || now.Path != disk.Path)
                 throw AgentProblemException.InvalidState($"Snapshot \"{name}\" holds disk {slot} ({Path.GetFileName(disk.Path)}), which VM {vmId} no longer has; it cannot be rolled back.");
         }
+        SnapshotFiles.CheckFits(vmId, stored.Spec, record);
         var wasUp = runtime.IsUp(vmId);
+        var withFiles = record.TpmState is not null || record.EfiVars is not null;
         if (record.WithMemory)
         {
             if (!wasUp)
-                await runtime.StartAsync(stored, cancellationToken);
-            var monitor = runtime.MonitorOf(vmId) ?? throw AgentProblemException.InvalidState($"VM {vmId} stopped during the rollback.");
-            await RunJobAsync(monitor, "snapshot-load", vmId, new JsonObject
             {
-                ["tag"] = name,
-                ["vmstate"] = QemuCommand.DriveNode(record.VmStateDisk!),
-                ["devices"] = Nodes(record),
+                // swtpm and the firmware start from the snapshot's TPM state and variables; QEMU then loads the saved moment.
+                files.Restore(vmId, stored.Spec, record, qemuUp: false);
+                await runtime.StartAsync(stored, cancellationToken);
+            }
+            var monitor = runtime.MonitorOf(vmId) ?? throw AgentProblemException.InvalidState($"VM {vmId} stopped during the rollback.");
+            // snapshot-load hands the TPM state in the vmstate to the running swtpm and the flash contents to the firmware;
+            // with the guest still paused the files on disk are made the snapshot's too, so a later cold start agrees.
+            await WhilePausedAsync(monitor, vmId, withFiles, async () =>
+            {
+                await RunJobAsync(monitor, "snapshot-load", vmId, new JsonObject
+                {
+                    ["tag"] = name,
+                    ["vmstate"] = QemuCommand.DriveNode(record.VmStateDisk!),
+                    ["devices"] = Nodes(record),
+                }, cancellationToken);
+                files.Restore(vmId, stored.Spec, record, qemuUp: true);
             }, cancellationToken);
             if (start == false)
                 await runtime.StopAsync(vmId, cancellationToken);
@@ -216,6 +245,7 @@ public sealed partial class VmSnapshots(
                 await runtime.StopAsync(vmId, cancellationToken);
             foreach (var (slot, disk) in record.Disks)
                 await QemuImgSnapshotAsync("-a", name, slot, disk, vmId, cancellationToken);
+            files.Restore(vmId, stored.Spec, record, qemuUp: false);
             if (start ?? wasUp)
                 await runtime.StartAsync(store.Get(vmId), cancellationToken);
         }
@@ -241,6 +271,7 @@ public sealed partial class VmSnapshots(
                 catch (AgentProblemException e) { LogCleanupFailed(logger, vmId, record.Name, e.Message); }
             }
         }
+        files.DeleteAll(vmId);
         book.Remove(vmId);
     }
 
@@ -271,6 +302,8 @@ public sealed partial class VmSnapshots(
         Disks = [.. record.Disks.Keys],
         VmStateBytes = record.VmStateBytes,
         FsFrozen = record.FsFrozen,
+        TpmState = record.TpmVersion,
+        EfiVars = record.EfiVars is not null,
     };
 
     private static JsonArray Nodes(SnapshotRecord record) => [.. record.Disks.Keys.Select(slot => (JsonNode)JsonValue.Create(QemuCommand.DriveNode(slot)))];
@@ -338,15 +371,47 @@ public sealed partial class VmSnapshots(
                     ["type"] = "blockdev-snapshot-internal-sync",
                     ["data"] = new JsonObject { ["device"] = QemuCommand.DriveNode(slot), ["name"] = record.Name },
                 });
-            await QmpAsync(monitor, vmId, "transaction", new JsonObject { ["actions"] = actions }, cancellationToken);
+            // With a TPM or EFI variables to copy, the guest is paused for the disks and the copy, so all show one moment.
+            await WhilePausedAsync(monitor, vmId, files.HasAny(vmId, spec), async () =>
+            {
+                await QmpAsync(monitor, vmId, "transaction", new JsonObject { ["actions"] = actions }, cancellationToken);
+                files.Save(vmId, spec, record);
+            }, cancellationToken);
         }
         finally
         {
             if (frozen)
                 await ThawQuietlyAsync(guest!, vmId);
         }
-        _ = spec;
         return frozen;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> with the guest paused (QMP <c>stop</c>, then <c>cont</c>) when <paramref name="pause"/> and
+    /// it is running: no vCPU runs, so neither the TPM nor the firmware's flash change meanwhile. A paused guest stays paused.
+    /// </summary>
+    private async Task WhilePausedAsync(VmMonitor monitor, long vmId, bool pause, Func<Task> action, CancellationToken cancellationToken)
+    {
+        var paused = false;
+        if (pause && monitor.Status == VmStatus.Running)
+        {
+            await QmpAsync(monitor, vmId, "stop", null, cancellationToken);
+            paused = true;
+        }
+        try
+        {
+            await action();
+        }
+        finally
+        {
+            if (paused)
+            {
+                try { await QmpAsync(monitor, vmId, "cont", null, CancellationToken.None); }
+                catch (AgentProblemException e) { LogCleanupFailed(logger, vmId, "(resume)", e.Message); }
+                try { await monitor.RefreshStatusAsync(CancellationToken.None); }
+                catch (Exception e) when (e is IOException or TimeoutException or QmpException) { }
+            }
+        }
     }
 
     private async Task ThawQuietlyAsync(GuestAgents guest, long vmId)

@@ -26,6 +26,12 @@ public interface IVmStorage
     /// </summary>
     Task<IReadOnlyList<string>> EnsureInlineDisksAsync(long vmId, VmSpec spec, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Undoes one entry of what <see cref="EnsureInlineDisksAsync"/> (or another create step) returned: deletes the file, or
+    /// removes the thin logical volume when the path is a disk in an lvm-thin pool. Missing is fine.
+    /// </summary>
+    Task DiscardCreatedAsync(string path);
+
     /// <summary>Deletes the inline disks of a VM (volumes stay). Missing files are fine.</summary>
     Task RemoveInlineDisksAsync(long vmId, VmSpec spec, CancellationToken cancellationToken);
 

@@ -105,9 +105,12 @@ public sealed class QemuImg(ICommandRunner runner, StorageOptions options)
     }
 
     /// <summary>Converts <paramref name="source"/> into a new file <paramref name="target"/> the caller owns (a temp name).</summary>
-    public async Task ConvertAsync(string source, string sourceFormat, string target, string targetFormat, CancellationToken cancellationToken)
+    /// <remarks><paramref name="targetExists"/>: write into an existing target (a logical volume) with <c>-n</c>, never creating one.</remarks>
+    public async Task ConvertAsync(string source, string sourceFormat, string target, string targetFormat, CancellationToken cancellationToken, bool targetExists = false)
     {
-        var result = await RunAsync([options.QemuImgBinary, "convert", "-q", "-f", sourceFormat, "-O", targetFormat, source, target],
+        var result = await RunAsync(targetExists
+                ? [options.QemuImgBinary, "convert", "-q", "-n", "-f", sourceFormat, "-O", targetFormat, source, target]
+                : [options.QemuImgBinary, "convert", "-q", "-f", sourceFormat, "-O", targetFormat, source, target],
             options.WriteTimeout, "convert", cancellationToken);
         if (result.Ok)
             return;

@@ -10,7 +10,9 @@ public static class StorageApi
     public static RouteGroupBuilder MapStorage(this IEndpointRouteBuilder routes)
     {
         // Load the pool definitions and make the default pool's directory now, not at the first request.
-        _ = routes.ServiceProvider.GetRequiredService<StoragePools>();
+        var storagePools = routes.ServiceProvider.GetRequiredService<StoragePools>();
+        // nfs pools are mounted again in the background: an unreachable server must not hold up the agent's start.
+        _ = Task.Run(() => storagePools.MountAllAsync(CancellationToken.None));
         var group = routes.MapGroup("");
         var pools = group.MapGroup("/v1/storage-pools");
         pools.MapGet("", ListPools);
@@ -27,30 +29,35 @@ public static class StorageApi
     }
 
     /// <summary>GET /v1/storage-pools.</summary>
-    public static JsonHttpResult<List<StoragePool>> ListPools(StoragePools pools) =>
-        TypedResults.Json(pools.All().Select(StoragePools.Describe).ToList(), ModelJsonContext.Default.ListStoragePool);
+    public static async Task<JsonHttpResult<List<StoragePool>>> ListPools(StoragePools pools, CancellationToken cancellationToken)
+    {
+        var list = new List<StoragePool>();
+        foreach (var pool in pools.All())
+            list.Add(await pools.DescribeAsync(pool, cancellationToken));
+        return TypedResults.Json(list, ModelJsonContext.Default.ListStoragePool);
+    }
 
     /// <summary>GET /v1/storage-pools/{name}.</summary>
-    public static JsonHttpResult<StoragePool> GetPool(string name, StoragePools pools)
+    public static async Task<JsonHttpResult<StoragePool>> GetPool(string name, StoragePools pools, CancellationToken cancellationToken)
     {
         StoragePools.CheckName(name);
         var pool = pools.Find(name) ?? throw Problems.AgentProblemException.NotFound($"No storage pool named \"{name}\".");
-        return TypedResults.Json(StoragePools.Describe(pool), ModelJsonContext.Default.StoragePool);
+        return TypedResults.Json(await pools.DescribeAsync(pool, cancellationToken), ModelJsonContext.Default.StoragePool);
     }
 
     /// <summary>POST /v1/storage-pools.</summary>
     public static async Task<JsonHttpResult<StoragePool>> CreatePool(HttpContext context, StoragePools pools)
     {
         var spec = await ModelHttp.ReadAsync(context.Request, ModelJsonContext.Default.StoragePoolSpec, context.RequestAborted);
-        var pool = pools.Create(spec);
+        var pool = await pools.CreateAsync(spec, context.RequestAborted);
         context.Response.Headers.Location = $"/v1/storage-pools/{pool.Name}";
         return TypedResults.Json(pool, ModelJsonContext.Default.StoragePool, statusCode: StatusCodes.Status201Created);
     }
 
     /// <summary>DELETE /v1/storage-pools/{name}.</summary>
-    public static NoContent DeletePool(string name, StoragePools pools)
+    public static async Task<NoContent> DeletePool(string name, StoragePools pools, CancellationToken cancellationToken)
     {
-        pools.Delete(name);
+        await pools.DeleteAsync(name, cancellationToken);
         return TypedResults.NoContent();
     }
 

@@ -23,4 +23,13 @@ public sealed class StorageOptions
 
     /// <summary>What users set on the volumes they created (format and preallocation cannot be read back from a file safely).</summary>
     public string VolumeDefinitionsDir => Path.Combine(DataDir, "volumes");
+
+    /// <summary>procfs, read for the pool types the host supports (tests point it elsewhere).</summary>
+    public string ProcDirectory { get; init; } = "/proc";
+
+    /// <summary>The kernel module tree, read for the pool types the host supports.</summary>
+    public string ModulesDirectory { get; init; } = "/lib/modules";
+
+    /// <summary>Where the pool types' tools are looked for (PATH syntax); null: the agent's PATH.</summary>
+    public string? ToolPath { get; init; }
 }

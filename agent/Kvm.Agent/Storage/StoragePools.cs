@@ -12,7 +12,7 @@ public sealed record PoolDir(string Name, string Path, bool Builtin, StoragePool
 /// The storage pools: the built-in <c>default</c> pool under the data directory, and <c>dir</c> pools created
 /// through the API, whose definitions live in <c>&lt;data-dir&gt;/storage-pools/&lt;name&gt;.json</c>.
 /// </summary>
-public sealed class StoragePools
+public sealed partial class StoragePools
 {
     /// <summary>Name of the built-in pool.</summary>
     public const string DefaultName = "default";
@@ -25,12 +25,14 @@ public sealed class StoragePools
     private readonly IServiceProvider _services;
     private readonly Lock _lock = new();
     private readonly SortedDictionary<string, PoolDir> _pools = new(StringComparer.Ordinal);
+    private readonly ILogger<StoragePools> _logger;
 
     /// <summary>Loads the pool definitions and makes sure the default pool's directory exists.</summary>
     public StoragePools(StorageOptions options, IServiceProvider services, ILogger<StoragePools> logger)
     {
         _options = options;
         _services = services;
+        _logger = logger;
         Directory.CreateDirectory(options.DefaultPoolPath);
         _pools[DefaultName] = new PoolDir(DefaultName, options.DefaultPoolPath, true,
             new StoragePoolSpec { Name = DefaultName, Type = "dir", Path = options.DefaultPoolPath });
@@ -44,7 +46,7 @@ public sealed class StoragePools
                 var name = System.IO.Path.GetFileNameWithoutExtension(file);
                 if (spec?.Name != name || name == DefaultName || Validator.Validate(spec).Count > 0)
                     throw new InvalidDataException("the definition does not match its file name or is invalid");
-                _pools[name] = new PoolDir(name, spec.Path!, false, spec);
+                _pools[name] = new PoolDir(name, HostPathOf(spec), false, spec);
             }
             catch (Exception e) when (e is JsonException or InvalidDataException or IOException)
             {
@@ -86,6 +88,7 @@ public sealed class StoragePools
             Name = pool.Spec.Name,
             Type = pool.Spec.Type,
             Path = pool.Spec.Path,
+            HostPath = pool.Path,
             CapacityBytes = capacity,
             AvailableBytes = available,
             Builtin = pool.Builtin,
@@ -105,9 +108,11 @@ public sealed class StoragePools
         }
     }
 
-    /// <summary>Defines a <c>dir</c> pool, creating its directory when missing.</summary>
+    /// <summary>Defines a <c>dir</c> pool, creating its directory when missing (other types: <see cref="CreateAsync"/>).</summary>
     public StoragePool Create(StoragePoolSpec spec)
     {
+        if (spec.Type is not (null or "dir"))
+            throw new InvalidOperationException("nfs and lvm-thin pools are created through CreateAsync.");
         var errors = Validator.Validate(spec);
         if (errors.Count > 0)
             throw AgentProblemException.Validation(errors.Select(e => new ProblemError(e.Attribute, e.Detail)));
@@ -157,25 +162,39 @@ public sealed class StoragePools
                 throw AgentProblemException.NotFound($"No storage pool named \"{name}\".");
             if (pool.Builtin)
                 throw AgentProblemException.InvalidState("The built-in \"default\" pool cannot be deleted.");
-            var users = (_services.GetService<IVolumeUsage>()?.VolumeUses() ?? [])
-                .Where(u => u.VolumeId.StartsWith(name + "/", StringComparison.Ordinal))
-                .Select(u => $"{u.VmId}/{u.Slot}").ToList();
-            if (users.Count > 0)
-                throw AgentProblemException.Conflict($"Storage pool \"{name}\" is used by VM disks {string.Join(", ", users)}.");
-            var files = Directory.Exists(pool.Path)
-                ? Directory.EnumerateFileSystemEntries(pool.Path).Select(System.IO.Path.GetFileName)
-                    .Where(f => !f!.StartsWith(SafeFile.TempPrefix, StringComparison.Ordinal))
-                    // The images directory stays behind its last image: empty, it holds nothing.
-                    .Where(f => f != Kvm.Agent.Images.Images.PoolSubdirectory || Directory.EnumerateFileSystemEntries(System.IO.Path.Combine(pool.Path, f)).Any())
-                    .Order(StringComparer.Ordinal).ToList()
-                : [];
-            if (files.Count > 0)
-                throw AgentProblemException.Conflict(
-                    $"Storage pool \"{name}\" still holds {files.Count} volume(s) or VM disk(s): {string.Join(", ", files.Take(10))}{(files.Count > 10 ? ", …" : "")}.");
+            if (pool.Spec.Type is "nfs" or "lvm-thin")
+                throw new InvalidOperationException("nfs and lvm-thin pools are deleted through DeleteAsync.");
+            EnsureEmpty(pool);
             File.Delete(DefinitionPath(name));
             SafeFile.FsyncDirectory(_options.PoolDefinitionsDir);
             _pools.Remove(name);
         }
+    }
+
+    /// <summary>Refuses (409) to forget a pool that VM disks refer to or whose directory holds files.</summary>
+    private void EnsureEmpty(PoolDir pool)
+    {
+        EnsureNoUsers(pool);
+        var files = Directory.Exists(pool.Path)
+            ? Directory.EnumerateFileSystemEntries(pool.Path).Select(System.IO.Path.GetFileName)
+                .Where(f => !f!.StartsWith(SafeFile.TempPrefix, StringComparison.Ordinal))
+                // The images directory stays behind its last image: empty, it holds nothing.
+                .Where(f => f != Kvm.Agent.Images.Images.PoolSubdirectory || Directory.EnumerateFileSystemEntries(System.IO.Path.Combine(pool.Path, f)).Any())
+                .Order(StringComparer.Ordinal).ToList()
+            : [];
+        if (files.Count > 0)
+            throw AgentProblemException.Conflict(
+                $"Storage pool \"{pool.Name}\" still holds {files.Count} volume(s) or VM disk(s): {string.Join(", ", files.Take(10))}{(files.Count > 10 ? ", …" : "")}.");
+    }
+
+    /// <summary>Refuses (409) to forget a pool that VM disks refer to.</summary>
+    private void EnsureNoUsers(PoolDir pool)
+    {
+        var users = (_services.GetService<IVolumeUsage>()?.VolumeUses() ?? [])
+            .Where(u => u.VolumeId.StartsWith(pool.Name + "/", StringComparison.Ordinal))
+            .Select(u => $"{u.VmId}/{u.Slot}").ToList();
+        if (users.Count > 0)
+            throw AgentProblemException.Conflict($"Storage pool \"{pool.Name}\" is used by VM disks {string.Join(", ", users)}.");
     }
 
     /// <summary>Refuses a pool name that does not follow the model's rule (it becomes a file name).</summary>

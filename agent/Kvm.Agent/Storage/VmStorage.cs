@@ -39,7 +39,11 @@ public sealed partial class VmStorage(StoragePools pools, Volumes volumes, QemuI
             if (disk.VolumeId is null)
             {
                 if (Inline(vmId, slot, disk, at, errors) is { } inline)
-                    disks[slot] = new DiskFile(inline.Path, inline.Format);
+                {
+                    if (IsLvmThin(inline.Pool) && effective.Clone is not null)
+                        errors.Add(new ProblemError(at.Attr("pool").ToString(), CloneIntoLvmThin(inline.Pool)));
+                    disks[slot] = new DiskFile(inline.Path, inline.Format, HostDevice: IsLvmThin(inline.Pool));
+                }
                 continue;
             }
             var volume = await FindAsync(disk.VolumeId, at.Attr("volume_id"), errors, cancellationToken);
@@ -48,7 +52,7 @@ public sealed partial class VmStorage(StoragePools pools, Volumes volumes, QemuI
             var users = otherUses.Where(u => u.VolumeId == volume.VolumeId).Select(u => $"{u.VmId}/{u.Slot}").ToList();
             if (users.Count > 0)
                 conflicts.Add($"{at}: volume \"{volume.VolumeId}\" is in use by {string.Join(", ", users)}.");
-            disks[slot] = new DiskFile(volume.Path, volume.Info.Format);
+            disks[slot] = new DiskFile(volume.Path, volume.Info.Format, HostDevice: IsLvmThin(volume.Pool));
         }
         var cdroms = new SortedDictionary<string, string?>(StringComparer.Ordinal);
         foreach (var (slot, cdrom) in effective.Cdroms ?? [])
@@ -80,12 +84,20 @@ public sealed partial class VmStorage(StoragePools pools, Volumes volumes, QemuI
         if (errors.Count > 0)
             throw AgentProblemException.Validation(errors);
         var created = new List<string>();
+        var createdVolumes = new List<(PoolDir Pool, string Name)>();
         try
         {
             foreach (var disk in inline)
             {
                 var (path, format, size, preallocation, pool) = disk!;
                 using var held = await _locks.AcquireAsync(path, cancellationToken);
+                if (IsLvmThin(pool))
+                {
+                    // Returned too: the caller's rollback undoes it through DiscardCreatedAsync (lvremove, not unlink).
+                    if (await EnsureLvmThinDiskAsync(disk, cancellationToken))
+                        createdVolumes.Add((pool, Path.GetFileName(path)));
+                    continue;
+                }
                 if (!SafeFile.EntryExists(path))
                 {
                     if (disk.ImageId is not null ? await CreateFromImageAsync(disk, cancellationToken) : await CreateEmptyAsync(disk, cancellationToken))
@@ -111,19 +123,26 @@ public sealed partial class VmStorage(StoragePools pools, Volumes volumes, QemuI
             // The caller only learns what we created from the return value; on failure we undo it ourselves.
             foreach (var path in created)
                 SafeFile.DeleteQuietly(path);
+            foreach (var (pool, name) in createdVolumes)
+                await RemoveLvmThinDiskAsync(pool, name, CancellationToken.None);
             throw;
         }
-        return created;
+        return [.. created, .. createdVolumes.Select(v => Path.Combine(v.Pool.Path, v.Name))];
     }
 
     /// <inheritdoc />
-    public Task RemoveInlineDisksAsync(long vmId, VmSpec spec, CancellationToken cancellationToken)
+    public async Task RemoveInlineDisksAsync(long vmId, VmSpec spec, CancellationToken cancellationToken)
     {
         var effective = Defaults.Apply(spec);
         foreach (var (slot, disk) in effective.Disks ?? [])
         {
             if (disk.VolumeId is not null || disk.HostDevice is not null || pools.Find(disk.Pool) is not { } pool || !QemuImg.Formats.Contains(disk.Format!))
                 continue;
+            if (IsLvmThin(pool))
+            {
+                await RemoveLvmThinDiskAsync(pool, Volumes.InlineDiskName(vmId, slot, disk.Format!), cancellationToken);
+                continue;
+            }
             // unlink() removes a link itself, never what it points to: no containment check needed here.
             var path = Path.Combine(pool.Path, Volumes.InlineDiskName(vmId, slot, disk.Format!));
             if (SafeFile.EntryExists(path))
@@ -133,7 +152,6 @@ public sealed partial class VmStorage(StoragePools pools, Volumes volumes, QemuI
             }
             volumes.Invalidate(path);
         }
-        return Task.CompletedTask;
     }
 
     /// <inheritdoc />
@@ -199,6 +217,10 @@ public sealed partial class VmStorage(StoragePools pools, Volumes volumes, QemuI
             errors.Add(new ProblemError(at.ToString(), "an inline disk needs size_gib (or image_id) and a format qcow2, raw or vmdk."));
             return null;
         }
+        var fits = errors.Count;
+        CheckPoolFits(pool, disk, at, errors);
+        if (errors.Count > fits)
+            return null;
         var path = Path.Combine(pool.Path, Volumes.InlineDiskName(vmId, slot, disk.Format!));
         return new InlineDisk(path, disk.Format!, disk.SizeGib * GiB, disk.Preallocation!, pool)
         {

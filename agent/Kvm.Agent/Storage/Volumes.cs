@@ -48,7 +48,19 @@ public sealed partial class Volumes(StoragePools pools, QemuImg qemuImg, Storage
         var result = new List<Volume>();
         foreach (var p in selected)
         {
-            if (!Directory.Exists(p.Path))
+            if (p.Spec.Type == "lvm-thin")
+            {
+                try
+                {
+                    result.AddRange(await ListLvmThinAsync(p, uses, cancellationToken));
+                }
+                catch (AgentProblemException) when (pool is null)
+                {
+                    // A volume group that cannot be listed hides its volumes from the list of all; GET on the pool's says why.
+                }
+                continue;
+            }
+            if (!Directory.Exists(p.Path) || !StoragePools.IsReady(p))
                 continue;
             foreach (var entry in Directory.EnumerateFiles(p.Path).Order(StringComparer.Ordinal))
             {
@@ -86,8 +98,15 @@ public sealed partial class Volumes(StoragePools pools, QemuImg qemuImg, Storage
             throw AgentProblemException.Invalid("name", $"\"{name}\" has the form of a VM's inline disk (vm-<id>-disk-<slot>.<format>); choose another name.");
         var pool = pools.Find(effective.Pool) ?? throw AgentProblemException.Invalid("pool", $"No storage pool named \"{effective.Pool}\".");
         var path = Path.Combine(pool.Path, name);
+        if (!StoragePools.IsReady(pool))
+            throw AgentProblemException.InvalidState($"nfs storage pool \"{pool.Name}\" is not mounted at {pool.Path}.");
         using (await _locks.AcquireAsync(path, cancellationToken))
         {
+            if (pool.Spec.Type == "lvm-thin")
+            {
+                await CreateLvmThinAsync(pool, spec, effective, cancellationToken);
+                return (await GetAsync(pool.Name, name, cancellationToken)).Volume;
+            }
             if (SafeFile.EntryExists(path))
                 throw AgentProblemException.Conflict($"Volume \"{pool.Name}/{name}\" exists already.");
             var bytes = effective.SizeGib!.Value * GiB;
@@ -132,7 +151,14 @@ public sealed partial class Volumes(StoragePools pools, QemuImg qemuImg, Storage
             if (bytes > file.Info.VirtualSize)
             {
                 var resizer = services.GetService<IOnlineResizer>();
-                if (resizer is null || !await resizer.TryGrowAsync(file.VolumeId, path, bytes, cancellationToken))
+                if (file.Pool.Spec.Type == "lvm-thin")
+                {
+                    // The logical volume grows first; a running VM then learns the new size through its resizer.
+                    await pools.RunLvmAsync(Pools.LvmCommands.Extend(file.Pool.Spec.VolumeGroup!, name, bytes), cancellationToken);
+                    if (resizer is not null)
+                        await resizer.TryGrowAsync(file.VolumeId, path, bytes, cancellationToken);
+                }
+                else if (resizer is null || !await resizer.TryGrowAsync(file.VolumeId, path, bytes, cancellationToken))
                 {
                     var preallocation = Defaults.Apply(spec).Preallocation;
                     if (preallocation is "falloc" or "full")
@@ -158,8 +184,15 @@ public sealed partial class Volumes(StoragePools pools, QemuImg qemuImg, Storage
             var users = Uses().GetValueOrDefault(file.VolumeId);
             if (users is { Count: > 0 })
                 throw AgentProblemException.Conflict($"Volume \"{file.VolumeId}\" is attached to {string.Join(", ", users)}; detach it first.");
-            File.Delete(path);
-            SafeFile.FsyncDirectory(file.Pool.Path);
+            if (file.Pool.Spec.Type == "lvm-thin")
+            {
+                await pools.RunLvmAsync(Pools.LvmCommands.Remove(file.Pool.Spec.VolumeGroup!, name), cancellationToken);
+            }
+            else
+            {
+                File.Delete(path);
+                SafeFile.FsyncDirectory(file.Pool.Path);
+            }
             _infos.TryRemove(path, out _);
             var definition = DefinitionPath(pool, name);
             if (File.Exists(definition))
@@ -197,6 +230,8 @@ public sealed partial class Volumes(StoragePools pools, QemuImg qemuImg, Storage
 
     private async Task<VolumeFile?> LoadAsync(PoolDir pool, string name, string attribute, CancellationToken cancellationToken)
     {
+        if (pool.Spec.Type == "lvm-thin")
+            return await LoadLvmThinAsync(pool, name, cancellationToken);
         var path = Path.Combine(pool.Path, name);
         if (!SafeFile.EntryExists(path))
             return null;

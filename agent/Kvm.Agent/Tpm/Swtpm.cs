@@ -172,6 +172,13 @@ public sealed class Swtpm(AgentOptions options, ICommandRunner runner, ILogger<S
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException) { return null; }
     }
 
+    /// <summary>The name of the agent's record inside a TPM state directory (not part of swtpm's state).</summary>
+    public static string RecordFileName => MarkerName;
+
+    /// <summary>Writes the record of the state in <paramref name="stateDir"/> atomically (e.g. after a snapshot rollback put an older state there).</summary>
+    public static void WriteRecord(string stateDir, TpmStateRecord record) =>
+        SafeFile.WriteAtomic(Path.Combine(stateDir, MarkerName), JsonSerializer.SerializeToUtf8Bytes(record, TpmJsonContext.Default.TpmStateRecord));
+
     private async Task EnsureStateAsync(long vmId, string version, long generation, string stateDir, CancellationToken cancellationToken)
     {
         var record = ReadRecord(stateDir);

@@ -202,6 +202,10 @@ public sealed class VmMonitor : IAsyncDisposable
             {
                 // QEMU closes its sockets a moment before it is reaped; the exit status tells a signal from a clean exit.
                 await ProcessTable.ReapAsync(Pid, TimeSpan.FromSeconds(2));
+                // The tick can win the race with the QMP reader: let it drain what QEMU wrote before exiting
+                // (SHUTDOWN tells a guest power-off from a crash) before the exit is judged.
+                if (_qmp is { } drained)
+                    await drained.Closed.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 var exit = ProcessTable.TakeExit(Pid);
                 var final = StopRequested || GuestShutdown ? VmStatus.Stopped : VmStatus.Crashed;
                 _exited.TrySetResult(final);

@@ -114,7 +114,12 @@ public sealed class VmOperations(VmStore store, VmRuntime runtime, VmLocks locks
             if (runtime.IsUp(vmId))
                 await runtime.StopAsync(vmId, CancellationToken.None);
             foreach (var file in createdFiles)
-                VmRuntime.DeleteIfExists(file);
+            {
+                if (Storage is { } created)
+                    await created.DiscardCreatedAsync(file); // a thin logical volume is lvremoved, not unlinked
+                else
+                    VmRuntime.DeleteIfExists(file);
+            }
             await runtime.CleanupAsync(vmId, spec);
             runtime.RemoveFiles(vmId);
             store.Delete(vmId);

@@ -59,35 +59,7 @@ public sealed partial class VmRuntime
                 ? present || await PlugNicAsync(monitor, vmId, slot, after, cancellationToken)
                 : !present || await UnplugNicAsync(monitor, vmId, slot, running, cancellationToken);
         }
-        if (done)
-            await RecordRunningEntryAsync(monitor, vmId, map, slot, effective, cancellationToken);
-        return done;
-    }
-
-    /// <summary>Copies the entry's state (present or absent) from <paramref name="effective"/> into the running spec and its file.</summary>
-    private async Task RecordRunningEntryAsync(VmMonitor monitor, long vmId, string map, string slot, VmSpec effective, CancellationToken cancellationToken)
-    {
-        var running = VmStore.Deserialize(VmStore.Serialize(monitor.StartedSpec));
-        if (map == "disks")
-        {
-            running.Disks ??= [];
-            if (effective.Disks?.GetValueOrDefault(slot) is { } disk)
-                running.Disks[slot] = disk;
-            else
-                running.Disks.Remove(slot);
-        }
-        else
-        {
-            running.NetworkInterfaces ??= [];
-            if (effective.NetworkInterfaces?.GetValueOrDefault(slot) is { } nic)
-                running.NetworkInterfaces[slot] = nic;
-            else
-                running.NetworkInterfaces.Remove(slot);
-        }
-        monitor.StartedSpec = running;
-        var specFile = Path.Combine(RunDirOf(vmId), "spec.json");
-        if (Directory.Exists(RunDirOf(vmId)))
-            await File.WriteAllBytesAsync(specFile, VmStore.Serialize(running), cancellationToken);
+        return done; // ApplyLiveAsync records the entry in the running spec
     }
 
     private async Task<bool> PlugDiskAsync(VmMonitor monitor, long vmId, string slot, VmSpec after, CancellationToken cancellationToken)
@@ -118,7 +90,7 @@ public sealed partial class VmRuntime
         catch
         {
             foreach (var path in created)
-                SafeFile.DeleteQuietly(path);
+                await storage.DiscardCreatedAsync(path);
             throw;
         }
     }
@@ -250,6 +222,10 @@ public sealed partial class VmRuntime
                         var obj = KeyVal.ToJson(value, head: "qom-type");
                         await monitor.ExecuteAsync("object-add", obj, cancellationToken: cancellationToken);
                         undo.Push(("object-del", new JsonObject { ["id"] = obj["id"]!.GetValue<string>() }));
+                        break;
+                    case "-chardev":
+                        await HumanAsync(monitor, "chardev-add " + value, cancellationToken);
+                        undo.Push(("chardev-remove", new JsonObject { ["id"] = KeyVal.Get(value, "id")! }));
                         break;
                     case "-netdev":
                         await HumanAsync(monitor, "netdev_add " + value, cancellationToken);

@@ -338,16 +338,16 @@ public sealed partial class VmRuntime(
         monitor.PendingChanges =
         [
             // The running spec follows every hot-plug, so a device entry that still differs was not plugged or unplugged.
-            .. Changes.Classify(monitor.StartedSpec, stored.Spec).Where(c => c.Kind != UpdateKind.Live || IsDeviceEntry(c.Attribute)).Select(c => c.Attribute)
+            .. Changes.Classify(RunningForPending(monitor.StartedSpec, stored.Spec), stored.Spec).Where(c => c.Kind != UpdateKind.Live || IsDeviceEntry(c.Attribute)).Select(c => c.Attribute)
                 .Concat(failedLive).Distinct(StringComparer.Ordinal),
         ];
     }
 
     private static bool IsDeviceEntry(string attribute) =>
-        AttrPath.Parse(attribute).Steps is [{ Name: "disks" or "network_interfaces" }, _];
+        AttrPath.Parse(attribute).Steps is [{ Name: "disks" or "network_interfaces" or "usb_devices" }, _];
 
-    /// <summary>Applies one live-kind change to the running QEMU; false when it cannot (it then waits for the next start).</summary>
-    public async Task<bool> ApplyLiveAsync(long vmId, string attribute, VmSpec before, VmSpec after, CancellationToken cancellationToken)
+    /// <summary>Applies one live-kind change to the running QEMU (<see cref="ApplyLiveAsync"/> records it in the running spec).</summary>
+    private async Task<bool> ApplyLiveCoreAsync(long vmId, string attribute, VmSpec before, VmSpec after, CancellationToken cancellationToken)
     {
         if (MonitorOf(vmId) is not { } monitor)
             return false;
@@ -356,14 +356,14 @@ public sealed partial class VmRuntime(
         var top = steps[0].Name;
         try
         {
-            if (await ApplyCpuMemoryLiveAsync(monitor, vmId, attribute, after, cancellationToken) is { } handled)
+            if ((await ApplyCpuMemoryLiveAsync(monitor, vmId, attribute, after, cancellationToken) ?? await ApplyDeviceLiveAsync(monitor, vmId, attribute, after, cancellationToken)) is { } handled)
                 return handled;
             switch (top)
             {
                 case "name" when after.CloudInit is { Hostname: null, MetaData: null }:
                     return await ApplySeedAsync(monitor, vmId, after, cancellationToken); // the name is the guest's host name
-                case "name" or "description" or "tags" or "protection" or "power_state" or "migration" or "autostart" or "wait_for_ip":
-                    return true; // metadata, or enforced by the caller
+                case "name" or "description" or "tags" or "protection" or "power_state" or "hotplug" or "migration" or "autostart" or "wait_for_ip":
+                    return true; // metadata, enforced by the caller, or a policy read from the stored spec
                 case "disks" or "network_interfaces" when steps.Count == 2:
                     return await HotplugAsync(monitor, vmId, top, steps[1].Name!, after, cancellationToken);
                 case "disks" when steps.Count == 3 && QemuCommand.ThrottleAttributes.Contains(steps[2].Name!):
@@ -546,6 +546,7 @@ public sealed partial class VmRuntime(
         if (monitor is null)
             return false;
         _monitors[vmId] = monitor;
+        await ReadBackRunningAsync(monitor, vmId, cancellationToken);
         RecomputePending(stored, []);
         _ = WhenExitedAsync(monitor);
         Log.VmAdopted(logger, vmId, pid.Value, monitor.Status);

@@ -44,6 +44,9 @@ public sealed class GoPluginServer : IAsyncDisposable
     private readonly TaskCompletionSource _shutdownTask = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private GrpcServer? _server;
     private string? _socketDirectory;
+    private X509Certificate2? _serverCertificate;
+    private byte[]? _serverCertificateDer;
+    private SpareCertificates? _spares;
     private int _disposed;
 
     private GoPluginServer()
@@ -60,8 +63,15 @@ public sealed class GoPluginServer : IAsyncDisposable
     /// <summary>Socket path, or 127.0.0.1:port.</summary>
     public string Address { get; private set; } = string.Empty;
 
-    /// <summary>The AutoMTLS server certificate; null when serving plaintext.</summary>
-    public X509Certificate2? ServerCertificate { get; private set; }
+    /// <summary>
+    /// The AutoMTLS server certificate (with its key when made by this process, public only when it
+    /// was a spare); null when serving plaintext.
+    /// </summary>
+    public X509Certificate2? ServerCertificate =>
+        _serverCertificate ??= _serverCertificateDer is null ? null : X509CertificateLoader.LoadCertificate(_serverCertificateDer);
+
+    /// <summary>The certificate's DER, as the handshake line carries it.</summary>
+    public ReadOnlyMemory<byte>? ServerCertificateDer => _serverCertificateDer;
 
     /// <summary>Cancelled on GRPCController.Shutdown or SIGTERM; the host then exits.</summary>
     public CancellationToken ShutdownRequested => _shutdown.Token;
@@ -121,6 +131,7 @@ public sealed class GoPluginServer : IAsyncDisposable
         {
             PluginProcess.WriteHandshake(stdout, server.HandshakeLine);
         }
+        server.AfterHandshakeLine();
         await server.WaitForShutdownAsync().ConfigureAwait(false);
         using var watchdog = PluginProcess.Watchdog(ExitDeadline, server.DeleteSocketDirectory);
         await server.DisposeAsync().ConfigureAwait(false);
@@ -146,8 +157,13 @@ public sealed class GoPluginServer : IAsyncDisposable
         var plugin = new GoPluginServer();
         try
         {
-            // OpenSSL's first use costs ~100 ms; let it run while Kestrel starts.
-            var certificateTask = settings.ClientCertificatePem is null
+            // OpenSSL's first use costs ~100 ms of CPU. A spare certificate keeps it off the path to the
+            // handshake line; without one, making the certificate runs while Kestrel starts.
+            var spares = settings.ClientCertificatePem is null || settings.SpareCertificateDirectory is null
+                ? null
+                : new SpareCertificates(settings.SpareCertificateDirectory);
+            var spare = spares?.TryClaim();
+            var certificateTask = settings.ClientCertificatePem is null || spare is not null
                 ? null
                 : Task.Run(() => PluginCertificate.CreateServerCertificate(), cancellationToken);
             var router = new GrpcRouter();
@@ -180,12 +196,16 @@ public sealed class GoPluginServer : IAsyncDisposable
             {
                 EndPoint = endPoint,
                 ServerCertificateTask = certificateTask,
+                DeferredServerCertificate = spare is null ? null : spare.ToCertificate,
                 ClientCertificateValidator = pin,
             }, cancellationToken).ConfigureAwait(false);
             if (certificateTask is not null)
             {
-                plugin.ServerCertificate = await certificateTask.ConfigureAwait(false);
+                plugin._serverCertificate = await certificateTask.ConfigureAwait(false);
+                plugin._serverCertificateDer = plugin._serverCertificate.RawData;
             }
+            plugin._serverCertificateDer ??= spare?.CertificateDer;
+            plugin._spares = spares;
 
             (plugin.Network, plugin.Address) = plugin._server.BoundEndPoint switch
             {
@@ -193,7 +213,7 @@ public sealed class GoPluginServer : IAsyncDisposable
                 UnixDomainSocketEndPoint unix => ("unix", unix.ToString()),
                 var other => throw new InvalidOperationException($"unexpected endpoint {other}"),
             };
-            var cert = plugin.ServerCertificate is null ? string.Empty : PluginCertificate.ToHandshakeField(plugin.ServerCertificate);
+            var cert = plugin._serverCertificateDer is null ? string.Empty : GrpcWire.ToUnpaddedBase64(plugin._serverCertificateDer);
             plugin.HandshakeLine = $"{CoreProtocolVersion}|{AppProtocolVersion}|{plugin.Network}|{plugin.Address}|grpc|{cert}";
             return plugin;
         }
@@ -201,6 +221,18 @@ public sealed class GoPluginServer : IAsyncDisposable
         {
             await plugin.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Work the handshake line must not wait for: the TLS context of a spare certificate, then the
+    /// next start's spares (OpenSSL is loaded by then, so they are cheap).
+    /// </summary>
+    public void AfterHandshakeLine()
+    {
+        if (_server?.StartTls() is { } tlsReady && _spares is { } spares)
+        {
+            _ = tlsReady.ContinueWith(_ => spares.Refill(), CancellationToken.None, TaskContinuationOptions.DenyChildAttach, TaskScheduler.Default);
         }
     }
 
@@ -302,7 +334,7 @@ public sealed class GoPluginServer : IAsyncDisposable
             await _server.DisposeAsync().ConfigureAwait(false);
         }
         DeleteSocketDirectory();
-        ServerCertificate?.Dispose();
+        _serverCertificate?.Dispose();
         _shutdown.Dispose();
     }
 }

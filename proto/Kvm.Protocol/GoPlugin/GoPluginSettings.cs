@@ -21,8 +21,12 @@ public sealed record GoPluginSettings
     /// <summary>Listen on 127.0.0.1 instead of a unix socket (KVM_PLUGIN_NETWORK=tcp).</summary>
     public bool UseTcp { get; init; }
 
+    /// <summary>Where AutoMTLS certificates made ahead of time are kept; null to make each on start.</summary>
+    public string? SpareCertificateDirectory { get; init; }
+
     public static GoPluginSettings FromEnvironment() => new()
     {
+        SpareCertificateDirectory = SpareCertificates.DefaultDirectory(Environment.GetEnvironmentVariable),
         MagicCookie = Environment.GetEnvironmentVariable(MagicCookieKey),
         ProtocolVersions = Environment.GetEnvironmentVariable("PLUGIN_PROTOCOL_VERSIONS"),
         ClientCertificatePem = NullIfEmpty(Environment.GetEnvironmentVariable("PLUGIN_CLIENT_CERT")),

@@ -38,26 +38,35 @@ public static class PluginCertificate
         return unsigned.CopyWithPrivateKey(key);
     }
 
-    /// <summary>The handshake's certificate field: DER in base64 without padding (Go's RawStdEncoding).</summary>
-    public static string ToHandshakeField(X509Certificate2 certificate)
-    {
-        ArgumentNullException.ThrowIfNull(certificate);
-        return GrpcWire.ToUnpaddedBase64(certificate.RawData);
-    }
-
-    /// <summary>DER bytes of every CERTIFICATE block in a PEM text (PLUGIN_CLIENT_CERT).</summary>
+    /// <summary>
+    /// DER bytes of every CERTIFICATE block in a PEM text (PLUGIN_CLIENT_CERT). Parsed by hand: the
+    /// framework's PemEncoding would load the cryptography assembly before the handshake line.
+    /// </summary>
     public static IReadOnlyList<byte[]> ParsePemCertificates(string pem)
     {
         ArgumentNullException.ThrowIfNull(pem);
+        const string Begin = "-----BEGIN CERTIFICATE-----";
+        const string End = "-----END CERTIFICATE-----";
         var result = new List<byte[]>();
-        var remaining = pem.AsSpan();
-        while (PemEncoding.TryFind(remaining, out var fields))
+        var at = 0;
+        while ((at = pem.IndexOf(Begin, at, StringComparison.Ordinal)) >= 0)
         {
-            if (remaining[fields.Label].SequenceEqual("CERTIFICATE"))
+            var body = at + Begin.Length;
+            var end = pem.IndexOf(End, body, StringComparison.Ordinal);
+            if (end < 0)
             {
-                result.Add(Convert.FromBase64String(remaining[fields.Base64Data].ToString()));
+                break;
             }
-            remaining = remaining[fields.Location.End..];
+            try
+            {
+                // Convert skips the line breaks and spaces between base64 characters.
+                result.Add(Convert.FromBase64String(pem[body..end]));
+            }
+            catch (FormatException)
+            {
+                // Not a certificate block after all; a pin cannot match it anyway.
+            }
+            at = end + End.Length;
         }
         return result;
     }

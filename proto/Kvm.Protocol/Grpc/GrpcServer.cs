@@ -28,6 +28,13 @@ public sealed class GrpcServerOptions
     /// </summary>
     internal Task<X509Certificate2>? ServerCertificateTask { get; init; }
 
+    /// <summary>
+    /// Like <see cref="ServerCertificateTask"/>, but made only once Kestrel listens: loading a
+    /// certificate made ahead of time is the process's first OpenSSL use, which nothing before
+    /// the go-plugin handshake line needs.
+    /// </summary>
+    internal Func<X509Certificate2>? DeferredServerCertificate { get; init; }
+
     /// <summary>When set (TLS only), a client certificate is required and must satisfy this check.</summary>
     public Func<X509Certificate2, bool>? ClientCertificateValidator { get; init; }
 }
@@ -74,11 +81,9 @@ public sealed class GrpcServer : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         var certificate = options.ServerCertificateTask
             ?? (options.ServerCertificate is { } c ? Task.FromResult(c) : null);
-        // The context is built once Kestrel listens (below): its chain build loads the system root
-        // store (see CreateSelfSignedContext), which nothing before the handshake line needs. It then
-        // runs while the host reads the line and dials, instead of competing with Kestrel's start.
-        var tlsContextSource = certificate is null ? null : new TaskCompletionSource<SslStreamCertificateContext>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var tlsContext = tlsContextSource?.Task;
+        var tls = certificate is null && options.DeferredServerCertificate is null
+            ? null
+            : new TlsContext(certificate, options.DeferredServerCertificate);
         var kestrelOptions = new KestrelServerOptions
         {
             AddServerHeader = false,
@@ -101,9 +106,9 @@ public sealed class GrpcServer : IAsyncDisposable
         kestrelOptions.Listen(options.EndPoint, listen =>
         {
             listen.Protocols = HttpProtocols.Http2;
-            if (tlsContext is not null)
+            if (tls is not null)
             {
-                listen.Use(next => new TlsConnectionMiddleware(next, tlsContext, options.ClientCertificateValidator).OnConnectionAsync);
+                listen.Use(next => new TlsConnectionMiddleware(next, tls.StartAsync, options.ClientCertificateValidator).OnConnectionAsync);
             }
         });
 
@@ -120,25 +125,27 @@ public sealed class GrpcServer : IAsyncDisposable
             stopping.Dispose();
             throw;
         }
-        if (certificate is not null && tlsContextSource is not null)
+        if (certificate is not null)
         {
-            _ = certificate.ContinueWith(
-                t =>
-                {
-                    try
-                    {
-                        tlsContextSource.TrySetResult(CreateSelfSignedContext(t.Result));
-                    }
-                    catch (Exception e)
-                    {
-                        // Each TLS handshake then fails with this, and the host reports the plugin broken.
-                        tlsContextSource.TrySetException(e is AggregateException { InnerException: { } inner } ? inner : e);
-                    }
-                },
-                CancellationToken.None, TaskContinuationOptions.DenyChildAttach, TaskScheduler.Default);
+            // The context's chain build loads the system root store (see CreateSelfSignedContext),
+            // which nothing before the go-plugin handshake line needs: it runs while the host reads
+            // the line and dials, instead of competing with Kestrel's start.
+            _ = tls!.StartAsync();
         }
-        return new GrpcServer(kestrel, stopping, ResolveBoundEndPoint(kestrel, options.EndPoint));
+        return new GrpcServer(kestrel, stopping, ResolveBoundEndPoint(kestrel, options.EndPoint))
+        {
+            Tls = tls,
+        };
     }
+
+    private TlsContext? Tls { get; init; }
+
+    /// <summary>
+    /// Starts making the TLS context of a <see cref="GrpcServerOptions.DeferredServerCertificate"/>
+    /// (the first connection would start it anyway); completes once TLS handshakes can proceed.
+    /// Null without TLS.
+    /// </summary>
+    internal Task? StartTls() => Tls?.StartAsync();
 
     /// <summary>
     /// The context for the (self-signed) server certificate. SslStreamCertificateContext always builds
@@ -149,6 +156,35 @@ public sealed class GrpcServer : IAsyncDisposable
     /// </summary>
     internal static SslStreamCertificateContext CreateSelfSignedContext(X509Certificate2 certificate) =>
         SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true);
+
+    /// <summary>The server's TLS context, made once, on the thread pool, when first asked for.</summary>
+    private sealed class TlsContext(Task<X509Certificate2>? certificate, Func<X509Certificate2>? deferred)
+    {
+        private readonly TaskCompletionSource<SslStreamCertificateContext> _context = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _started;
+
+        public Task<SslStreamCertificateContext> StartAsync()
+        {
+            if (Interlocked.Exchange(ref _started, 1) == 0)
+            {
+                (certificate ?? Task.Run(deferred!)).ContinueWith(
+                    t =>
+                    {
+                        try
+                        {
+                            _context.TrySetResult(CreateSelfSignedContext(t.Result));
+                        }
+                        catch (Exception e)
+                        {
+                            // Each TLS handshake then fails with this, and the host reports the plugin broken.
+                            _context.TrySetException(e is AggregateException { InnerException: { } inner } ? inner : e);
+                        }
+                    },
+                    CancellationToken.None, TaskContinuationOptions.DenyChildAttach, TaskScheduler.Default);
+            }
+            return _context.Task;
+        }
+    }
 
     private static EndPoint ResolveBoundEndPoint(KestrelServer kestrel, EndPoint requested)
     {

@@ -17,10 +17,10 @@ internal sealed class TlsConnectionMiddleware
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
 
     private readonly ConnectionDelegate _next;
-    private readonly Task<SslStreamCertificateContext> _context;
+    private readonly Func<Task<SslStreamCertificateContext>> _context;
     private readonly Func<X509Certificate2, bool>? _clientValidator;
 
-    public TlsConnectionMiddleware(ConnectionDelegate next, Task<SslStreamCertificateContext> context, Func<X509Certificate2, bool>? clientValidator)
+    public TlsConnectionMiddleware(ConnectionDelegate next, Func<Task<SslStreamCertificateContext>> context, Func<X509Certificate2, bool>? clientValidator)
     {
         _next = next;
         _context = context;
@@ -38,7 +38,7 @@ internal sealed class TlsConnectionMiddleware
                 timeout.CancelAfter(HandshakeTimeout);
                 await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
                 {
-                    ServerCertificateContext = await _context.WaitAsync(timeout.Token).ConfigureAwait(false),
+                    ServerCertificateContext = await _context().WaitAsync(timeout.Token).ConfigureAwait(false),
                     ApplicationProtocols = [SslApplicationProtocol.Http2],
                     EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                     CertificateRevocationCheckMode = X509RevocationMode.NoCheck,

@@ -58,7 +58,7 @@ public static class TerraformSchema
             new Dictionary<string, string[]> { ["mac_addresses"] = ["network_interfaces", "vm_id"], ["accelerator"] = ["kvm", Host], ["serial_log"] = [Host] }),
         ["kvm_volume"] = () => Resource(typeof(Volume), "volume_id", ["volume_id", "path"], timeouts: false),
         ["kvm_image"] = () => Resource(typeof(Image), "image_id", ["image_id", "path", "format", "virtual_size_bytes", "size_bytes", "sha256"], timeouts: false),
-        ["kvm_storage_pool"] = () => Resource(typeof(StoragePool), "name", ["builtin", "capacity_bytes"], timeouts: false),
+        ["kvm_storage_pool"] = () => Resource(typeof(StoragePool), "name", ["builtin", "capacity_bytes", "host_path"], timeouts: false),
         ["kvm_network"] = () => Resource(typeof(Network), "name", ["owned"], timeouts: false),
         ["kvm_snapshot"] = () => Resource(typeof(Snapshot), "snapshot_id", ["snapshot_id", "created_at", "parent", "vm_status", "disks", "vm_state_bytes", "fs_frozen"], timeouts: false),
     };
@@ -235,6 +235,8 @@ public static class TerraformSchema
             return string.Join(" ", parts);
         parts.Add((s.Update, isObjectMap) switch
         {
+            (_, true) when s.Hotplug is { } entries => $"Adding or removing entries: changes {liveWords}, when `hotplug` has `{entries}`; otherwise they need a restart of the VM (see `update_policy`).",
+            (UpdateKind.Live, false) when s.Hotplug is { } hotplug => $"Changes {liveWords}, when `hotplug` has `{hotplug}`; otherwise they need a restart of the VM (see `update_policy`).",
             (UpdateKind.Replace, _) => "Changing it forces replacement.",
             (UpdateKind.Live, true) => $"Adding or removing entries: changes {liveWords}.",
             (UpdateKind.Live, false) => $"Changes {liveWords}.",

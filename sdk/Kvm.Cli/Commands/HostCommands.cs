@@ -42,6 +42,7 @@ public static class HostCommands
                 ("efi vars templates", Join(host.EfiVarsTemplates)),
                 ("secure boot", YesNo(host.SecureBootAvailable)),
                 ("storage pools", Join(host.StoragePools)),
+                ("pool types", Join(host.StoragePoolTypes) + string.Concat((host.StoragePoolTypesUnavailable ?? []).Select(u => $"; not {u.Key}: {u.Value}"))),
                 ("machine types", Join(host.MachineTypes)),
                 ("cpu models", Join(host.CpuModels)),
             };

@@ -28,9 +28,10 @@ public static class SnapshotCommands
                 Formats.Write(cli.Out, snapshots.ToList(), format);
                 return ExitCodes.Ok;
             }
-            var table = new Table("NAME", "PARENT", "TAKEN", "VM", "MEMORY", "DESCRIPTION");
+            var table = new Table("NAME", "PARENT", "TAKEN", "VM", "MEMORY", "ALSO", "DESCRIPTION");
             foreach (var s in snapshots)
-                table.Add(s.Name ?? "", s.Parent ?? "", s.CreatedAt ?? "", s.VmStatus ?? "", s.IncludeMemory == true ? Formats.Bytes(s.VmStateBytes) : "", s.Description ?? "");
+                table.Add(s.Name ?? "", s.Parent ?? "", s.CreatedAt ?? "", s.VmStatus ?? "", s.IncludeMemory == true ? Formats.Bytes(s.VmStateBytes) : "",
+                    string.Join(",", new[] { s.TpmState is { } tpm ? "tpm-" + tpm : null, s.EfiVars == true ? "efivars" : null }.OfType<string>()), s.Description ?? "");
             if (table.Count == 0)
                 cli.Err.WriteLine($"VM {parsed.GetValue(vmId)} has no snapshots. Take one: kvmctl snapshots create {parsed.GetValue(vmId)} NAME");
             else

@@ -271,18 +271,41 @@ public static class StorageCommands
         command.Subcommands.Add(list);
 
         var name = new Argument<string>("NAME") { Description = "Pool name." };
-        var path = new Option<string>("--path") { Description = "Absolute directory on the agent's host; created when missing.", HelpName = "DIR", Required = true };
-        var create = cli.Examples(new Command("create", "Create a directory storage pool.") { name, path }, "kvmctl pools create fast --path /srv/fast");
+        var type = new Option<string>("--type") { Description = "Pool type: dir, lvm-thin or nfs.", HelpName = "TYPE", DefaultValueFactory = _ => "dir" };
+        var path = new Option<string?>("--path") { Description = "dir: absolute directory on the agent's host; created when missing.", HelpName = "DIR" };
+        var volumeGroup = new Option<string?>("--volume-group") { Description = "lvm-thin: the volume group that holds the thin pool.", HelpName = "VG" };
+        var thinPool = new Option<string?>("--thin-pool") { Description = "lvm-thin: the thin pool logical volume.", HelpName = "LV" };
+        var server = new Option<string?>("--server") { Description = "nfs: the NFS server.", HelpName = "HOST" };
+        var export = new Option<string?>("--export") { Description = "nfs: the exported directory.", HelpName = "DIR" };
+        var mountOptions = new Option<string?>("--mount-options") { Description = "nfs: mount options, e.g. vers=4.2,soft.", HelpName = "OPTS" };
+        var create = cli.Examples(new Command("create", "Create a storage pool: a directory, an LVM thin pool or an NFS export.")
+            { name, type, path, volumeGroup, thinPool, server, export, mountOptions },
+            "kvmctl pools create fast --path /srv/fast",
+            "kvmctl pools create thin --type lvm-thin --volume-group pve --thin-pool data",
+            "kvmctl pools create nas --type nfs --server nas.example --export /srv/vm --mount-options vers=4.2");
         create.SetAction((parsed, ct) =>
         {
-            var spec = new StoragePoolSpec { Name = parsed.GetValue(name), Path = parsed.GetValue(path), Type = "dir" };
+            var spec = new StoragePoolSpec
+            {
+                Name = parsed.GetValue(name), Type = parsed.GetValue(type), Path = parsed.GetValue(path),
+                VolumeGroup = parsed.GetValue(volumeGroup), ThinPool = parsed.GetValue(thinPool),
+                Server = parsed.GetValue(server), Export = parsed.GetValue(export), MountOptions = parsed.GetValue(mountOptions),
+            };
             var origins = new OptionOrigins();
             origins.Record(AttrPath.Root.Attr("name"), $"NAME {spec.Name}");
-            origins.Record(AttrPath.Root.Attr("path"), $"--path {spec.Path}");
+            origins.Record(AttrPath.Root.Attr("type"), $"--type {spec.Type}");
+            foreach (var (attribute, flag, value) in new[]
+            {
+                ("path", "--path", spec.Path), ("volume_group", "--volume-group", spec.VolumeGroup), ("thin_pool", "--thin-pool", spec.ThinPool),
+                ("server", "--server", spec.Server), ("export", "--export", spec.Export), ("mount_options", "--mount-options", spec.MountOptions),
+            })
+            {
+                origins.Record(AttrPath.Root.Attr(attribute), value is null ? flag : $"{flag} {value}");
+            }
             return cli.SubmitAsync(parsed, Cli.Quick, spec, origins, async (client, token) =>
             {
                 var pool = (await client.CreateStoragePoolAsync(spec, token)).Value;
-                cli.Out.WriteLine($"pool {pool.Name} created at {pool.Path}.");
+                cli.Out.WriteLine($"pool {pool.Name} created at {pool.HostPath ?? pool.Path}.");
                 return ExitCodes.Ok;
             }, ct);
         });
@@ -312,7 +335,7 @@ public static class StorageCommands
             }
             var table = new Table("POOL", "TYPE", "PATH", "SIZE", "FREE");
             foreach (var p in pools)
-                table.Add(p.Name + (p.Builtin == true ? " (built-in)" : ""), p.Type ?? "dir", p.Path ?? "", Formats.Bytes(p.CapacityBytes), Formats.Bytes(p.AvailableBytes));
+                table.Add(p.Name + (p.Builtin == true ? " (built-in)" : ""), p.Type ?? "dir", p.HostPath ?? p.Path ?? "", Formats.Bytes(p.CapacityBytes), Formats.Bytes(p.AvailableBytes));
             table.Write(cli.Out, Terminal.ColorOut);
             return ExitCodes.Ok;
         }, ct);

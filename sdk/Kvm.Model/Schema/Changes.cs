@@ -23,7 +23,10 @@ public static class Changes
         Walk(before, after, effectiveBefore, effectiveAfter, Schemas.For(before.GetType()), AttrPath.Root, result,
             (effectiveBefore as IHotplugRules, effectiveAfter as IHotplugRules));
         if (before is VmSpec vmBefore && after is VmSpec vmAfter)
+        {
             MemorySpec.RefineSizeChange(vmBefore, vmAfter, result);
+            VmSpec.RefineHotplugChanges((VmSpec)(object)effectiveBefore, (VmSpec)(object)effectiveAfter, result);
+        }
         return result;
     }
 

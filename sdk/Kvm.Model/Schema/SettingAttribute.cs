@@ -74,6 +74,8 @@ public sealed class SettingAttribute(string description) : Attribute
     /// For a map of devices: the VM <c>hotplug</c> class (<c>disk</c>, <c>network</c>, <c>usb</c>) under which adding or
     /// removing one entry applies live on a running VM. The resource decides per entry (<see cref="IHotplugRules"/>);
     /// otherwise, and when its <c>hotplug</c> excludes the class, an entry change takes <see cref="Update"/>'s kind.
+    /// On a live scalar setting (<c>cpu.vcpus</c>, <c>memory.size_mib</c>): the class without which a change needs a restart
+    /// (<see cref="Kvm.Model.VmSpec.RefineHotplugChanges"/> applies it).
     /// </summary>
     public string? Hotplug { get; init; }
 

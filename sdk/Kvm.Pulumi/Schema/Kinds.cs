@@ -65,7 +65,7 @@ internal sealed class ResourceKind
         new(typeof(Vm), "vm_id", [["name"], ["vm_id"]], (before, after) => ((VmSpec)after).ValidateUpdate((VmSpec)before)),
         new(typeof(Volume), "volume_id", [["name", "pool"]], (before, after) => ((VolumeSpec)after).ValidateUpdate((VolumeSpec)before)),
         new(typeof(Image), "image_id", [["name", "pool"]], null),
-        new(typeof(StoragePool), "name", [["name"], ["path"]], null),
+        new(typeof(StoragePool), "name", [["name"], ["path"], ["volume_group", "thin_pool"]], null),
         new(typeof(Network), "name", [["name"]], null),
         new(typeof(Snapshot), "snapshot_id", [["vm_id", "name"]], null),
     ];

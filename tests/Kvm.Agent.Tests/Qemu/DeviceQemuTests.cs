@@ -13,8 +13,8 @@ namespace Kvm.Agent.Tests.Qemu;
 /// <summary>
 /// The device golden argv run by the real QEMU (TCG, <c>-S</c>: no guest code), checked over QMP: the devices exist
 /// (qom-list), sit at their PCI slots with their vendor/device IDs (query-pci), and take the options the argv gave.
-/// Passthrough cases (vfio-pci, usb-host) need host devices this machine lacks: golden files and the agent's start-time
-/// checks (HostDevicesTests) carry them.
+/// vfio-pci needs host devices this machine lacks: golden files and the agent's start-time checks (HostDevicesTests) carry
+/// it. QEMU takes a usb-host device that is not there (it waits for it), so the USB case runs here.
 /// </summary>
 public sealed class DeviceQemuSmokeTests(ITestOutputHelper output)
 {
@@ -27,6 +27,8 @@ public sealed class DeviceQemuSmokeTests(ITestOutputHelper output)
         { "devices-audio-intel-hda-spice", ["audio0", "audio0-codec0"], ["1b:8086:2668"] },
         { "devices-serial0-socket-vga-serial0", ["serial0", "serial2"], [] },
         { "devices-smbios-base64", [], [] },
+        // usb-host devices the host lacks: QEMU takes them and waits for them to appear (the agent refuses them at start).
+        { "devices-usb-passthrough", ["xhci", "tablet", "usb0", "usb1", "usb2", "usb13"], ["04:1b36:000d"] },
     };
 
     [RealQemuTheory]
@@ -70,6 +72,9 @@ public sealed class DeviceQemuSmokeTests(ITestOutputHelper output)
             foreach (var slot in spec.SerialPorts?.Keys.ToList() ?? [])
                 if (spec.SerialPorts![slot].Type == "socket")
                     Assert.True(Posix.IsSocket(QemuCommand.SerialSocket(paths, slot)), $"{slot} has no socket");
+            foreach (var slot in spec.UsbDevices?.Keys.ToList() ?? [])
+                Assert.Equal((int.Parse(slot[3..], System.Globalization.CultureInfo.InvariantCulture) + 2).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    Get(qmp, slot, "port")!.GetValue<string>()); // usbN at port N+2, USB 3 or not
             if (spec.Smbios is not null)
                 Assert.Contains("-smbios", argv); // the table itself is checked in the guest (DeviceGuestTests)
 

@@ -204,7 +204,7 @@ public sealed class SnapshotTests : IAsyncLifetime
         Assert.Empty(Directory.EnumerateFiles(Pool));
     }
     [Fact]
-    public async Task AUefiVmIsSnapshottedWithMemoryAndRolledBackWhileItsVariableStoreStaysOutOfTheSnapshot()
+    public async Task AUefiVmIsSnapshottedWithMemoryAndItsVariableStoreAndRolledBackInTheSameQemu()
     {
         var vm = (await Client.CreateVmAsync(new VmSpec
         {
@@ -216,14 +216,19 @@ public sealed class SnapshotTests : IAsyncLifetime
         })).Value;
         var id = vm.VmId!.Value;
         await Task.Delay(TimeSpan.FromSeconds(3)); // OVMF runs under TCG
-        // The raw EFI variable store is not a snapshot device: the qcow2 disk holds the snapshot and the memory state.
+        // The raw EFI variable store is not a snapshot device: the qcow2 disk holds the snapshot and the memory state, and the
+        // store is copied next to the snapshot's metadata while the guest is paused.
         var snapshot = (await Client.CreateSnapshotAsync(id, new SnapshotSpec { Name = "fw", IncludeMemory = true })).Value;
         Assert.Equal(["scsi0"], snapshot.Disks);
         Assert.True(snapshot.VmStateBytes > 0);
+        Assert.True(snapshot.EfiVars);
+        Assert.Null(snapshot.TpmState);
+        Assert.True(File.Exists(Path.Combine(_agent.DataDir, "vms", $"{id}.snapshots", "fw", "efivars.fd")));
         var rolled = await Client.RollbackSnapshotAsync(id, "fw");
         Assert.Equal("running", rolled.Status);
         Assert.Equal(vm.Pid, rolled.Pid);
         await Client.DeleteVmAsync(id, RunningVmDeletion.Force);
         Assert.Empty(Directory.EnumerateFiles(Pool));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(_agent.DataDir, "vms"), $"{id}.*"));
     }
 }

@@ -127,6 +127,7 @@ public sealed class CpuMemoryLiveTests : IAsyncLifetime
     public async Task MemoryGrowsLiveByPluggingDimmsAndAShrinkWaitsForTheNextStart()
     {
         var spec = Specs.Running();
+        spec.Hotplug = ["memory"];
         spec.Memory = new MemorySpec { SizeMib = 128, HotplugMaxMib = 512 };
         var created = await Client.CreateVmAsync(spec);
         var id = created.Value.VmId!.Value;
@@ -180,6 +181,7 @@ public sealed class CpuMemoryLiveTests : IAsyncLifetime
             Memory = new MemorySpec { SizeMib = 256 },
             Display = new DisplaySpec { Vga = "none", Vnc = false },
             Cpu = new CpuSpec { Cores = 2, Vcpus = 1 },
+            Hotplug = ["cpu"],
             Kernel = TestGuest.Kernel,
             Initrd = TestGuest.Initrd,
             Cmdline = "console=ttyS0 panic=-1",
