@@ -102,7 +102,7 @@ public sealed partial class Migrations(
             var live = running && online;
             var outgoing = new Outgoing(held, live, running);
             _outgoing[vmId] = outgoing;
-            outgoing.Expiry = new Timer(_ => _ = ExpirePreparedAsync(vmId, outgoing), null, PreparedLifetime, Timeout.InfiniteTimeSpan);
+            Arm(vmId, outgoing);
             LogPrepared(logger, vmId, live ? "live" : "cold", planDisks.Count);
             return new MigrationPlan
             {
@@ -128,8 +128,6 @@ public sealed partial class Migrations(
         var outgoing = _outgoing.GetValueOrDefault(vmId) ?? throw AgentProblemException.InvalidState($"VM {vmId} has no prepared migration; prepare it first.");
         if (outgoing.Sent || outgoing.Sending)
             throw AgentProblemException.InvalidState($"VM {vmId} is being sent or was sent already; finish or cancel the migration.");
-        outgoing.Sending = true;
-        outgoing.Expiry?.Dispose();
         var target = request.Target;
         if (target.Online != outgoing.Online)
             throw AgentProblemException.Invalid("target.online", "the target prepared a different kind of migration than this source.");
@@ -143,6 +141,13 @@ public sealed partial class Migrations(
         var slots = await SlotsAsync(vmId, spec, cancellationToken);
         foreach (var slot in slots.Keys.Where(k => !target.Exports.ContainsKey(k)))
             throw AgentProblemException.Invalid("target.exports", $"the target exports no disk for {slot}.");
+        lock (outgoing)
+        {
+            if (outgoing.Sent || outgoing.Sending)
+                throw AgentProblemException.InvalidState($"VM {vmId} is being sent or was sent already; finish or cancel the migration.");
+            outgoing.Sending = true; // from here on every way out clears it
+        }
+        outgoing.Expiry?.Dispose();
         MigrationSendResult result;
         try
         {
@@ -165,11 +170,13 @@ public sealed partial class Migrations(
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             outgoing.Sending = false;
+            Arm(vmId, outgoing); // a failed send is cancelled by the orchestrator; if it never comes, the lock still ends
             throw AgentProblemException.HostCommand($"Sending VM {vmId} did not finish within {timeout.TotalSeconds:0} s.");
         }
         catch
         {
             outgoing.Sending = false;
+            Arm(vmId, outgoing);
             throw;
         }
         outgoing.Sending = false;
@@ -189,6 +196,12 @@ public sealed partial class Migrations(
         outgoing.Expiry?.Dispose();
         outgoing.Held.Dispose();
         LogFinished(logger, vmId);
+    }
+
+    private void Arm(long vmId, Outgoing outgoing)
+    {
+        outgoing.Expiry?.Dispose();
+        outgoing.Expiry = new Timer(_ => _ = ExpirePreparedAsync(vmId, outgoing), null, PreparedLifetime, Timeout.InfiniteTimeSpan);
     }
 
     private async Task ExpirePreparedAsync(long vmId, Outgoing outgoing)
