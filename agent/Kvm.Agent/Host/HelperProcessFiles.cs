@@ -52,4 +52,19 @@ public static class HelperProcessFiles
             await Task.Delay(10);
         }
     }
+
+    /// <summary>
+    /// Stops a helper process by PID: SIGTERM, then SIGKILL after <paramref name="grace"/> (5 s by default), each only
+    /// while <paramref name="isOurs"/> still holds (PIDs get reused), waiting for the exit. True when SIGKILL was needed.
+    /// </summary>
+    public static async Task<bool> TerminateAsync(int pid, Func<bool> isOurs, TimeSpan? grace = null)
+    {
+        if (isOurs())
+            ProcessTable.Signal(pid, Posix.SIGTERM);
+        if (await WaitForExitAsync(pid, grace ?? TimeSpan.FromSeconds(5)) || !isOurs())
+            return false;
+        ProcessTable.Signal(pid, Posix.SIGKILL);
+        await WaitForExitAsync(pid, TimeSpan.FromSeconds(5));
+        return true;
+    }
 }

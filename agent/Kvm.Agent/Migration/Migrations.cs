@@ -528,7 +528,7 @@ public sealed partial class Migrations(
         }
         else
         {
-            await StopStorageDaemonAsync(vmId, incoming);
+            await StopStorageDaemonAsync(incoming);
             if (incoming.StartAfter)
             {
                 try { await runtime.StartAsync(stored, cancellationToken); }
@@ -552,7 +552,7 @@ public sealed partial class Migrations(
         {
             incoming.Expiry?.Dispose();
             await runtime.StopAsync(vmId, cancellationToken);
-            await StopStorageDaemonAsync(vmId, incoming);
+            await StopStorageDaemonAsync(incoming);
             foreach (var file in incoming.CreatedFiles)
                 SafeFile.DeleteQuietly(file);
             if (store.Find(vmId) is { } stored)
@@ -638,7 +638,7 @@ public sealed partial class Migrations(
                     return port;
                 await Task.Delay(20, cancellationToken);
             }
-            await StopStorageDaemonAsync(vmId, incoming);
+            await StopStorageDaemonAsync(incoming);
             if (attempt >= 2)
                 throw AgentProblemException.HostCommand($"qemu-storage-daemon for incoming VM {vmId} did not start: {HelperProcessFiles.ReadTail(log, 0, 2048)}");
         }
@@ -660,23 +660,15 @@ public sealed partial class Migrations(
         }
     }
 
-    private static async Task StopStorageDaemonAsync(long vmId, Incoming incoming)
+    private static async Task StopStorageDaemonAsync(Incoming incoming)
     {
         if (incoming.DaemonPid is not { } pid)
             return;
         incoming.DaemonPid = null;
-        if (ProcessTable.IsAlive(pid))
-        {
-            ProcessTable.Signal(pid, Posix.SIGTERM);
-            if (!await HelperProcessFiles.WaitForExitAsync(pid, TimeSpan.FromSeconds(5)))
-            {
-                ProcessTable.Signal(pid, Posix.SIGKILL);
-                await HelperProcessFiles.WaitForExitAsync(pid, TimeSpan.FromSeconds(5));
-            }
-        }
+        // The daemon is this agent's child: alive means ours. One that already exited is reaped here.
+        await HelperProcessFiles.TerminateAsync(pid, () => ProcessTable.IsAlive(pid));
         await ProcessTable.ReapAsync(pid, TimeSpan.FromSeconds(1));
         ProcessTable.TakeExit(pid);
-        _ = vmId;
     }
 
     private static int FreePort(IPAddress address)

@@ -62,12 +62,7 @@ public sealed class Dnsmasq(NetworkOptions options, ICommandRunner runner, ILogg
         var paths = PathsFor(name);
         if (PidOf(name) is { } pid)
         {
-            ProcessTable.Signal(pid, Posix.SIGTERM);
-            if (!await HelperProcessFiles.WaitForExitAsync(pid, TimeSpan.FromSeconds(5)) && IsOurs(pid, paths))
-            {
-                ProcessTable.Signal(pid, Posix.SIGKILL);
-                await HelperProcessFiles.WaitForExitAsync(pid, TimeSpan.FromSeconds(5));
-            }
+            await HelperProcessFiles.TerminateAsync(pid, () => IsOurs(pid, paths));
             NetworkLog.DnsmasqStopped(logger, name, pid);
         }
         SafeFile.DeleteQuietly(paths.PidFile);

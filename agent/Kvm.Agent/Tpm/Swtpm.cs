@@ -129,15 +129,7 @@ public sealed class Swtpm(AgentOptions options, ICommandRunner runner, ILogger<S
         var how = "exited with QEMU";
         if (!await HelperProcessFiles.WaitForExitAsync(pid, TimeSpan.FromMilliseconds(500)))
         {
-            how = "terminated";
-            if (IsOurs(pid, runDir))
-                ProcessTable.Signal(pid, Posix.SIGTERM);
-            if (!await HelperProcessFiles.WaitForExitAsync(pid, TimeSpan.FromSeconds(5)) && IsOurs(pid, runDir))
-            {
-                how = "killed";
-                ProcessTable.Signal(pid, Posix.SIGKILL);
-                await HelperProcessFiles.WaitForExitAsync(pid, TimeSpan.FromSeconds(5));
-            }
+            how = await HelperProcessFiles.TerminateAsync(pid, () => IsOurs(pid, runDir)) ? "killed" : "terminated";
         }
         SafeFile.DeleteQuietly(PidFile(runDir));
         TpmLog.Stopped(logger, vmId, pid, how);

@@ -70,8 +70,6 @@ public sealed class GoPluginServer : IAsyncDisposable
     public X509Certificate2? ServerCertificate =>
         _serverCertificate ??= _serverCertificateDer is null ? null : X509CertificateLoader.LoadCertificate(_serverCertificateDer);
 
-    /// <summary>The certificate's DER, as the handshake line carries it.</summary>
-    public ReadOnlyMemory<byte>? ServerCertificateDer => _serverCertificateDer;
 
     /// <summary>Cancelled on GRPCController.Shutdown or SIGTERM; the host then exits.</summary>
     public CancellationToken ShutdownRequested => _shutdown.Token;
