@@ -40,19 +40,15 @@ public sealed class MigrationTests : IAsyncLifetime
 
     private static string EfiVars(TestAgent agent, long id) => Path.Combine(agent.DataDir, "vms", $"{id.ToString(CultureInfo.InvariantCulture)}.efivars.fd");
 
-    private static VmSpec KernelGuest(long id, string power = "running") => new()
+    private static VmSpec KernelGuest(long id, string power = "running")
     {
-        VmId = id,
-        Name = Specs.UniqueName("mig"),
-        Memory = new MemorySpec { SizeMib = 128 },
-        Display = new DisplaySpec { Vga = "none", Vnc = false },
-        Kernel = TestGuest.Kernel,
-        Initrd = TestGuest.Initrd,
-        Cmdline = "console=ttyS0 panic=-1", // no kvmtest=poweroff: the guest stays up
-        Disks = new() { ["scsi0"] = new DiskSpec { SizeGib = 1 } },
-        PowerState = power,
-        Migration = new MigrationSpec { Enabled = true },
-    };
+        var spec = TestGuest.Spec("mig", memoryMib: 128); // no kvmtest=poweroff: the guest stays up
+        spec.VmId = id;
+        spec.Disks = new() { ["scsi0"] = new DiskSpec { SizeGib = 1 } };
+        spec.PowerState = power;
+        spec.Migration = new MigrationSpec { Enabled = true };
+        return spec;
+    }
 
     private static async Task<CommandResult> RunAsync(params string[] argv) => await new CommandRunner().RunAsync(argv, TimeSpan.FromSeconds(60));
 

@@ -147,16 +147,9 @@ public sealed class SnapshotTests : IAsyncLifetime
     [Fact]
     public async Task ARunningKernelGuestIsSnapshottedWithItsMemoryAndResumesFromItWithoutBooting()
     {
-        var vm = (await Client.CreateVmAsync(new VmSpec
-        {
-            Name = Specs.UniqueName("snapmem"),
-            Memory = new MemorySpec { SizeMib = 256 },
-            Display = new DisplaySpec { Vga = "none", Vnc = false },
-            Kernel = TestGuest.Kernel,
-            Initrd = TestGuest.Initrd,
-            Cmdline = "console=ttyS0 panic=-1",
-            Disks = new() { ["virtio0"] = new DiskSpec { SizeGib = 1 } },
-        })).Value;
+        var spec = TestGuest.Spec("snapmem");
+        spec.Disks = new() { ["virtio0"] = new DiskSpec { SizeGib = 1 } };
+        var vm = (await Client.CreateVmAsync(spec)).Value;
         var id = vm.VmId!.Value;
         await Eventually.TrueAsync(() => File.Exists(vm.SerialLog) && File.ReadAllText(vm.SerialLog).Contains("KVM-TEST-GUEST-BOOTED", StringComparison.Ordinal),
             TimeSpan.FromSeconds(90), "the guest's boot marker");

@@ -44,17 +44,10 @@ public sealed class SnapshotTpmEfiTests : IAsyncLifetime
     [Fact]
     public async Task TheTpmStateIsSavedWithEverySnapshotAndARollbackPutsItBackForSwtpm()
     {
-        var vm = (await Client.CreateVmAsync(new VmSpec
-        {
-            Name = Specs.UniqueName("snaptpm"),
-            Memory = new MemorySpec { SizeMib = 256 },
-            Display = new DisplaySpec { Vga = "none", Vnc = false },
-            Kernel = TestGuest.Kernel,
-            Initrd = TestGuest.Initrd,
-            Cmdline = "console=ttyS0 panic=-1",
-            Disks = new() { ["virtio0"] = new DiskSpec { SizeGib = 1 } },
-            Tpm = new TpmSpec(),
-        })).Value;
+        var spec = TestGuest.Spec("snaptpm");
+        spec.Disks = new() { ["virtio0"] = new DiskSpec { SizeGib = 1 } };
+        spec.Tpm = new TpmSpec();
+        var vm = (await Client.CreateVmAsync(spec)).Value;
         var id = vm.VmId!.Value;
         await GuestSaysAsync(vm.SerialLog!, "tpm_crb MSFT0101:00");
         // A marker in the state directory travels with the state: gone when the TPM is manufactured anew, back with a rollback.

@@ -10,6 +10,20 @@ public static class TestGuest
 
     public static string Initrd => Find("KVM_TEST_INITRD", "initrd.img");
 
+    /// <summary>
+    /// A headless VM that boots the test guest with a unique name from <paramref name="prefix"/>; it stays up unless
+    /// <paramref name="cmdline"/> asks for <c>kvmtest=poweroff</c>. Each test adds the disks and devices it proves.
+    /// </summary>
+    public static Kvm.Model.VmSpec Spec(string prefix, int memoryMib = 256, string cmdline = "console=ttyS0 panic=-1") => new()
+    {
+        Name = Specs.UniqueName(prefix),
+        Memory = new Kvm.Model.MemorySpec { SizeMib = memoryMib },
+        Display = new Kvm.Model.DisplaySpec { Vga = "none", Vnc = false },
+        Kernel = Kernel,
+        Initrd = Initrd,
+        Cmdline = cmdline,
+    };
+
     private static string Find(string variable, string file)
     {
         if (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } path && File.Exists(path))
